@@ -1,0 +1,63 @@
+// wensu: one binary, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <string>
+
+#include "commands.h"
+#include "wensu/core/check.h"
+#include "wensu/version.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  std::function<int(const wensu::app::Args&)> run;
+};
+
+const Command kCommands[] = {
+    {"demo", "train a tiny transformer on a toy task and save a checkpoint", wensu::app::cmd_demo},
+    {"ckpt", "inspect checkpoints (wensu ckpt info FILE)", wensu::app::cmd_ckpt},
+    {"bench", "benchmarks: wensu bench layer", wensu::app::cmd_bench},
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out, "wensu %s: protein sequence modelling engine\n\nusage: wensu COMMAND [options]\n\ncommands:\n",
+               WENSU_VERSION);
+  for (auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  std::fprintf(out, "\n'wensu COMMAND --help' describes each command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::printf("wensu %s\n", WENSU_VERSION);
+    return 0;
+  }
+  wensu::app::Args args(argv + 2, argv + argc);
+  for (auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wensu %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "wensu: unknown command '%s'\n\n", name.c_str());
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,7 @@
+// Thread count for every CPU kernel and for BLAS (OpenBLAS' OpenMP build shares our pool).
+#pragma once
+
+namespace wensu {
+void set_num_threads(int n);  // n <= 0: all cores
+int num_threads();
+}  // namespace wensu
