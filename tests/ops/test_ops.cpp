@@ -71,7 +71,6 @@ TEST_P(OpEquivalence, Float32MatchesFloat64Reference) {
 
 TEST_P(OpGradient, MatchesFiniteDifferences) {
   const OpCase& c = GetParam();
-  if (!c.gradcheck) GTEST_SKIP() << "no gradient check for this case";
   Generator g(99);
   Tensors in = convert(c.inputs(g), DType::f64, true, c.no_grad_inputs);
   Tensor y = c.fn(in);
@@ -107,7 +106,13 @@ TEST_P(OpGradient, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpEquivalence, testing::ValuesIn(all_cases()), case_name);
-INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, testing::ValuesIn(all_cases()), case_name);
+std::vector<OpCase> gradient_cases() {
+  std::vector<OpCase> out;
+  for (auto& c : all_cases())
+    if (c.gradcheck) out.push_back(c);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, testing::ValuesIn(gradient_cases()), case_name);
 
 TEST(OpHarness, EveryOpHasCases) {
   std::set<std::string> any, grad;

@@ -120,8 +120,8 @@ class Tensor {
   bool is_leaf() const { return impl().grad_fn == nullptr; }
   const std::shared_ptr<autograd::Node>& grad_fn() const { return impl().grad_fn; }
   Tensor grad() const { return Tensor(impl().grad); }
-  void set_grad(const Tensor& g) { impl().grad = g.impl_; }
-  void zero_grad() { impl().grad.reset(); }
+  void set_grad(const Tensor& g) const { impl().grad = g.impl_; }  // handle semantics: the tensor is shared
+  void zero_grad() const { impl().grad.reset(); }
   Tensor detach() const;  // shares storage, no history
   // Back-propagate from this tensor; a scalar gets an implicit gradient of 1.
   void backward(const Tensor& grad = Tensor()) const;

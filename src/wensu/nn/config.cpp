@@ -1,0 +1,102 @@
+#include "wensu/nn/config.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "wensu/core/check.h"
+
+namespace wensu::nn {
+namespace {
+
+// Reads known keys into fields and rejects unknown ones, so a typo in a config file is an
+// error rather than a silently ignored setting.
+class Reader {
+ public:
+  Reader(const nlohmann::json& j, const char* section) : j_(j), section_(section) {
+    WENSU_CHECK(j.is_object(), "config section '", section, "' must be a JSON object");
+  }
+  template <typename T>
+  void operator()(const char* key, T& field) {
+    known_.insert(key);
+    if (!j_.contains(key)) return;
+    try {
+      field = j_.at(key).get<T>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(detail::concat("config ", section_, ".", key, ": ", e.what()));
+    }
+  }
+  ~Reader() noexcept(false) {
+    if (std::uncaught_exceptions()) return;
+    for (auto& [k, v] : j_.items())
+      WENSU_CHECK(known_.count(k), "config ", section_, ": unknown key '", k, "'");
+  }
+
+ private:
+  const nlohmann::json& j_;
+  const char* section_;
+  std::set<std::string> known_;
+};
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const AttentionConfig& c) {
+  j = {{"kind", c.kind}, {"causal", c.causal}, {"rotary", c.rotary}, {"rope_base", c.rope_base}};
+}
+void from_json(const nlohmann::json& j, AttentionConfig& c) {
+  Reader r(j, "attention");
+  r("kind", c.kind);
+  r("causal", c.causal);
+  r("rotary", c.rotary);
+  r("rope_base", c.rope_base);
+}
+
+void to_json(nlohmann::json& j, const FeedForwardConfig& c) {
+  j = {{"kind", c.kind}, {"d_ff", c.d_ff}, {"activation", c.activation}};
+}
+void from_json(const nlohmann::json& j, FeedForwardConfig& c) {
+  Reader r(j, "ffn");
+  r("kind", c.kind);
+  r("d_ff", c.d_ff);
+  r("activation", c.activation);
+}
+
+void to_json(nlohmann::json& j, const TransformerConfig& c) {
+  j = {{"d_model", c.d_model}, {"n_heads", c.n_heads},   {"n_layers", c.n_layers},
+       {"norm", c.norm},       {"norm_eps", c.norm_eps}, {"dropout", c.dropout},
+       {"bias", c.bias},       {"final_norm", c.final_norm}, {"attention", c.attention},
+       {"ffn", c.ffn}};
+}
+void from_json(const nlohmann::json& j, TransformerConfig& c) {
+  {
+    Reader r(j, "transformer");
+    r("d_model", c.d_model);
+    r("n_heads", c.n_heads);
+    r("n_layers", c.n_layers);
+    r("norm", c.norm);
+    r("norm_eps", c.norm_eps);
+    r("dropout", c.dropout);
+    r("bias", c.bias);
+    r("final_norm", c.final_norm);
+    r("attention", c.attention);
+    r("ffn", c.ffn);
+  }
+  c.validate();
+}
+
+void TransformerConfig::validate() const {
+  WENSU_CHECK(d_model > 0 && n_heads > 0 && n_layers >= 0, "config: d_model, n_heads must be > 0 and n_layers >= 0");
+  WENSU_CHECK(d_model % n_heads == 0, "config: d_model (", d_model, ") must be divisible by n_heads (", n_heads, ")");
+  WENSU_CHECK(!attention.rotary || (d_model / n_heads) % 2 == 0, "config: rotary embeddings need an even head size, got ",
+              d_model / n_heads);
+  WENSU_CHECK(norm == "layernorm" || norm == "rmsnorm", "config: norm must be 'layernorm' or 'rmsnorm', got '", norm, "'");
+  WENSU_CHECK(dropout >= 0 && dropout < 1, "config: dropout must be in [0, 1), got ", dropout);
+  WENSU_CHECK(attention.kind == "dense", "config: attention.kind '", attention.kind,
+              "' is not available in this build (available: dense)");
+  WENSU_CHECK(ffn.kind == "dense", "config: ffn.kind '", ffn.kind, "' is not available in this build (available: dense)");
+  WENSU_CHECK(ffn.d_ff > 0, "config: ffn.d_ff must be > 0");
+  const auto& a = ffn.activation;
+  WENSU_CHECK(a == "gelu" || a == "gelu_tanh" || a == "relu" || a == "silu", "config: ffn.activation '", a,
+              "' unknown (gelu, gelu_tanh, relu, silu)");
+}
+
+}  // namespace wensu::nn

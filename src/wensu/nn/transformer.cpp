@@ -1,0 +1,73 @@
+#include "wensu/nn/transformer.h"
+
+#include "wensu/ops/binary.h"
+#include "wensu/ops/unary.h"
+
+namespace wensu::nn {
+
+FeedForward::FeedForward(int64_t d_model, const FeedForwardConfig& cfg, bool bias, Generator& gen)
+    : activation_(cfg.activation) {
+  fc1 = register_module("fc1", std::make_shared<Linear>(d_model, cfg.d_ff, bias, gen));
+  fc2 = register_module("fc2", std::make_shared<Linear>(cfg.d_ff, d_model, bias, gen));
+}
+
+Tensor FeedForward::forward(const Tensor& x) {
+  Tensor h = fc1->forward(x);  // [..., d_ff]
+  if (activation_ == "gelu")
+    h = ops::gelu(h);
+  else if (activation_ == "gelu_tanh")
+    h = ops::gelu_tanh(h);
+  else if (activation_ == "relu")
+    h = ops::relu(h);
+  else
+    h = ops::silu(h);
+  return fc2->forward(h);  // [..., d_model]
+}
+
+std::shared_ptr<FeedForwardBlock> make_feed_forward(int64_t d_model, const FeedForwardConfig& cfg, bool bias,
+                                                    Generator& gen) {
+  if (cfg.kind == "dense") return std::make_shared<FeedForward>(d_model, cfg, bias, gen);
+  throw Error("ffn kind '" + cfg.kind + "' is not available in this build (available: dense)");
+}
+
+std::shared_ptr<Module> make_norm(const TransformerConfig& cfg) {
+  if (cfg.norm == "rmsnorm") return std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps);
+  return std::make_shared<LayerNorm>(cfg.d_model, cfg.norm_eps);
+}
+
+Tensor apply_norm(const Module& norm, const Tensor& x) {
+  if (auto* ln = dynamic_cast<const LayerNorm*>(&norm)) return ln->forward(x);
+  return static_cast<const RMSNorm&>(norm).forward(x);
+}
+
+TransformerLayer::TransformerLayer(const TransformerConfig& cfg, Generator& gen) {
+  cfg.validate();
+  ln1 = register_module("ln1", make_norm(cfg));
+  attn = register_module("attn", std::make_shared<MultiHeadAttention>(cfg.d_model, cfg.n_heads, cfg.attention,
+                                                                      cfg.bias, gen));
+  ln2 = register_module("ln2", make_norm(cfg));
+  ffn = register_module("ffn", make_feed_forward(cfg.d_model, cfg.ffn, cfg.bias, gen));
+  drop_ = register_module("dropout", std::make_shared<Dropout>(cfg.dropout));
+}
+
+Tensor TransformerLayer::norm(const std::shared_ptr<Module>& n, const Tensor& x) const { return apply_norm(*n, x); }
+
+Tensor TransformerLayer::forward(const Tensor& x, const Tensor& key_padding) {
+  Tensor h = x + drop_->forward(attn->forward(norm(ln1, x), key_padding));  // [B, L, D]
+  return h + drop_->forward(ffn->forward(norm(ln2, h)));                    // [B, L, D]
+}
+
+Transformer::Transformer(const TransformerConfig& cfg, Generator& gen) : cfg_(cfg) {
+  cfg.validate();
+  for (int64_t i = 0; i < cfg.n_layers; ++i)
+    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerLayer>(cfg, gen)));
+  if (cfg.final_norm) final_norm = register_module("final_norm", make_norm(cfg));
+}
+
+Tensor Transformer::forward(const Tensor& x, const Tensor& key_padding) {
+  Tensor h = x;
+  for (auto& layer : layers) h = layer->forward(h, key_padding);  // [B, L, D]
+  return final_norm ? apply_norm(*final_norm, h) : h;
+}
+
+}  // namespace wensu::nn

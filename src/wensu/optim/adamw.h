@@ -1,0 +1,49 @@
+// AdamW (Loshchilov & Hutter, decoupled weight decay), matching torch.optim.AdamW.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "wensu/nn/module.h"
+
+namespace wensu::optim {
+
+struct AdamWConfig {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+  // Decay only matrices (dim >= 2); biases, norm gains and similar vectors are left alone,
+  // as in ESM, GPT-2 and most recipes.
+  bool decay_vectors = false;
+};
+
+class AdamW {
+ public:
+  AdamW(nn::NamedTensors params, const AdamWConfig& cfg);
+
+  // One update with learning rate lr from each parameter's .grad (parameters without a
+  // gradient are skipped). Step t counts from 1, for bias correction.
+  void step(double lr);
+  void zero_grad();
+  int64_t steps() const { return step_; }
+
+  // State for checkpoints: "adamw.exp_avg/NAME", "adamw.exp_avg_sq/NAME" and "adamw.step".
+  nn::NamedTensors state() const;
+  // The tensors state() returns are the live buffers: loading a checkpoint writes into them,
+  // then this re-reads the step counter from its "adamw.step" tensor.
+  void sync_steps_from_state() { step_ = *step_tensor_.data<int64_t>(); }
+  const AdamWConfig& config() const { return cfg_; }
+
+ private:
+  struct Slot {
+    std::string name;
+    Tensor param, exp_avg, exp_avg_sq;
+    bool decay;
+  };
+  std::vector<Slot> slots_;
+  AdamWConfig cfg_;
+  int64_t step_ = 0;
+  Tensor step_tensor_;  // int64 scalar mirror of step_ for checkpoints
+};
+
+}  // namespace wensu::optim
