@@ -16,6 +16,7 @@
 #include "wensu/core/generator.h"
 #include "wensu/core/parallel.h"
 #include "wensu/nn/transformer.h"
+#include "wensu/ops/cpu/blas.h"
 #include "wensu/ops/reduce.h"
 
 namespace po = boost::program_options;
@@ -152,7 +153,8 @@ int bench_layer(const Args& args) {
                              {"wensu_min_ms", *std::min_element(times.begin(), times.end())},
                              {"wensu_gflops", flops / (w * 1e6)},
                              {"peak_fraction", flops / (w * 1e6) / (kPeakGflopsPerCore * t)},
-                             {"wensu_peak_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)}};
+                             {"wensu_peak_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)},
+                             {"blas_core", ops::cpu::blas().core}};
       if (!torch.is_null()) {
         double tm = torch.at("median_ms").get<double>();
         line["torch_ms"] = tm;
