@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "test_paths.h"
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/nn/transformer.h"
 #include "wensu/ops/binary.h"
@@ -62,7 +63,7 @@ class TransformerFixture : public testing::TestWithParam<std::string> {};
 
 TEST_P(TransformerFixture, MatchesPyTorchToFloat32Rounding) {
   H5::Exception::dontPrint();
-  H5::H5File file(std::string(WENSU_TEST_DATA) + "/transformer_layer.h5", H5F_ACC_RDONLY);
+  H5::H5File file(wensu::test::test_data_dir() + "/transformer_layer.h5", H5F_ACC_RDONLY);
   H5::Group g = file.openGroup(GetParam());
   nn::TransformerConfig cfg;
   cfg.d_model = read_attr<int64_t>(g, "d_model");

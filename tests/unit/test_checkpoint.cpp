@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "test_paths.h"
 #include "wensu/core/check.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/tensor.h"
@@ -139,7 +140,7 @@ std::string read_text(const std::string& file) {
 
 // Runs the wensu binary with stdout and stderr captured; returns the exit status.
 int run_wensu(const std::string& args, const std::string& out, const std::string& err) {
-  const std::string cmd = std::string("'") + WENSU_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd = std::string("'") + wensu::test::wensu_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
   int status = std::system(cmd.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
