@@ -5,7 +5,7 @@
 #
 #   here (Debian, nvcc):   bash scripts/gpu-check.sh pack
 #       builds build-gpu/ with -DWENSU_CUDA=ON and packs the binaries, the non-system shared
-#       libraries they load (ldd, plus the dlopen'ed OpenBLAS) and the test data into
+#       libraries they load (ldd) and the test data into
 #       .gpu-pack/pack.tar.gz (git-ignored, ~30 MB: carry .gpu-pack to the GPU machine).
 #   on the GPU machine:    bash scripts/gpu-check.sh run LOGDIR
 #       runs the CUDA-labelled tests, then the whole suite, then the benchmarks, logging
@@ -21,12 +21,9 @@ pack() {
   rm -rf "$PACK" && mkdir -p "$PACK/bin" "$PACK/lib" "$PACK/data"
   cp build-gpu/wensu build-gpu/tests/wensu_tests "$PACK/bin/"
   # Shared libraries outside glibc and the CUDA driver/toolkit (the GPU machine has its own).
-  local blas
-  blas=$(readlink -f "$(grep '^WENSU_BLAS_LIB:' build-gpu/CMakeCache.txt | cut -d= -f2)")
-  { ldd build-gpu/wensu build-gpu/tests/wensu_tests "$blas" | awk '/=>/ {print $3}'; echo "$blas"; } |
+  ldd build-gpu/wensu build-gpu/tests/wensu_tests | awk '/=>/ {print $3}' |
     sort -u | grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libnvidia[^/]*)\.so' |
-    grep -v "$blas" | while read -r lib; do [ -f "$lib" ] && cp -L "$lib" "$PACK/lib/"; done
-  cp "$blas" "$PACK/lib/libopenblas.so.0"
+    while read -r lib; do [ -f "$lib" ] && cp -L "$lib" "$PACK/lib/"; done
   cp -r tests/data/. "$PACK/data/"
   # The libraries alone exceed what may be carried; compressed they fit comfortably.
   tar -C "$PACK" -czf "$PACK.tar.gz" bin lib data && rm -rf "$PACK" && mkdir "$PACK" && mv "$PACK.tar.gz" "$PACK/pack.tar.gz"
@@ -40,7 +37,6 @@ run() {
   [ -f "$PACK/pack.tar.gz" ] || { echo "gpu-check: $PACK/pack.tar.gz missing: run 'gpu-check.sh pack' first and carry $PACK" >&2; exit 2; }
   [ -d "$PACK/bin" ] || tar -C "$PACK" -xzf "$PACK/pack.tar.gz"
   export LD_LIBRARY_PATH="$PWD/$PACK/lib:${LD_LIBRARY_PATH:-}"
-  export WENSU_BLAS_LIBRARY="$PWD/$PACK/lib/libopenblas.so.0"
   export WENSU_TEST_DATA="$PWD/$PACK/data" WENSU_BINARY="$PWD/$PACK/bin/wensu"
   local rows=()
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$log/gpu.txt" 2>&1

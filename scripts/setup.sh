@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-openmp-dev libeigen3-dev libsleef-dev
+  libdnnl-dev libeigen3-dev libsleef-dev
   libboost-dev libboost-program-options-dev
   libhdf5-dev nlohmann-json3-dev zlib1g-dev
   gemmi-dev tao-pegtl-dev libstb-dev

@@ -12,11 +12,12 @@
 
 #include "commands.h"
 #include "wensu/autograd/grad_mode.h"
+#include "wensu/autograd/node.h"
 #include "wensu/core/allocator.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/parallel.h"
 #include "wensu/nn/transformer.h"
-#include "wensu/ops/cpu/blas.h"
+#include <oneapi/dnnl/dnnl.h>
 #include "wensu/ops/reduce.h"
 
 namespace po = boost::program_options;
@@ -41,7 +42,12 @@ struct LayerShape {
   }
 };
 
-std::vector<double> time_wensu_layer(const LayerShape& s, bool backward, int warmup, int repeats) {
+std::string gemm_library() {
+  const dnnl_version_t* v = dnnl_version();
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
+
+std::vector<double> time_wensu_layer(const LayerShape& s, bool backward, int warmup, int repeats, bool profile) {
   nn::TransformerConfig cfg;
   cfg.d_model = s.d_model;
   cfg.n_heads = s.heads;
@@ -63,6 +69,20 @@ std::vector<double> time_wensu_layer(const LayerShape& s, bool backward, int war
     }
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) times.push_back(ms);
+  }
+  if (profile && backward) {  // one more pass with the backward nodes timed, to stderr
+    autograd::BackwardProfile prof;
+    layer.zero_grad();
+    x.zero_grad();
+    auto t0 = std::chrono::steady_clock::now();
+    Tensor y = layer.forward(x);
+    double fwd = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    autograd::set_backward_profile(&prof);
+    ops::sum(y).backward();
+    autograd::set_backward_profile(nullptr);
+    std::fprintf(stderr, "profile: forward %.1f ms; backward by node:\n", fwd);
+    for (auto& [name, t] : prof)
+      std::fprintf(stderr, "  %-12s %8.1f ms  (%lld calls)\n", name.c_str(), t.seconds * 1e3, (long long)t.calls);
   }
   return times;
 }
@@ -112,6 +132,7 @@ int bench_layer(const Args& args) {
   LayerShape s;
   std::string threads_s = "1,2", python = default_python(), script = "scripts/bench/torch_layer.py";
   int warmup = 2, repeats = 7;
+  bool profile = false;
   po::options_description desc(
       "usage: wensu bench layer [options]\n\n"
       "One pre-LN transformer layer (float32, exact GELU, no dropout), forward and\n"
@@ -127,6 +148,7 @@ int bench_layer(const Args& args) {
       ("d-ff", po::value(&s.d_ff)->default_value(s.d_ff), "feed-forward width")
       ("warmup", po::value(&warmup)->default_value(warmup), "untimed iterations")
       ("repeats", po::value(&repeats)->default_value(repeats), "timed iterations")
+      ("profile", po::bool_switch(&profile), "print the time of each backward node to stderr")
       ("torch-python", po::value(&python), "Python with torch for the peer (default: $WENSU_TORCH_PYTHON or .venv/bin/python; empty = no peer)")
       ("torch-script", po::value(&script)->default_value(script), "the peer script");
   po::variables_map vm;
@@ -143,7 +165,7 @@ int bench_layer(const Args& args) {
     for (bool bwd : {false, true}) {
       set_num_threads(t);
       reset_peak_memory();
-      auto times = time_wensu_layer(s, bwd, warmup, repeats);
+      auto times = time_wensu_layer(s, bwd, warmup, repeats, profile);
       double w = median(times);
       double flops = s.forward_flops() * (bwd ? 3.0 : 1.0);
       nlohmann::json torch = run_torch_layer(python, script, s, bwd, t, warmup, repeats);
@@ -154,7 +176,7 @@ int bench_layer(const Args& args) {
                              {"wensu_gflops", flops / (w * 1e6)},
                              {"peak_fraction", flops / (w * 1e6) / (kPeakGflopsPerCore * t)},
                              {"wensu_peak_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)},
-                             {"blas_core", ops::cpu::blas().core}};
+                             {"gemm", gemm_library()}};
       if (!torch.is_null()) {
         double tm = torch.at("median_ms").get<double>();
         line["torch_ms"] = tm;

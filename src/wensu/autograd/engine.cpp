@@ -1,6 +1,7 @@
 // The backward engine: topological order over the tape from the root, one apply() per node,
 // gradients summed where paths meet, leaves accumulate across backward calls (gradient
 // accumulation), and each node's saved tensors are released right after its apply().
+#include <chrono>
 #include <unordered_map>
 #include <vector>
 
@@ -12,6 +13,7 @@ namespace wensu::autograd {
 
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local BackwardProfile* t_profile = nullptr;
 
 Edge edge_for(const Tensor& t) {
   if (!t.defined() || !t.requires_grad()) return {};
@@ -31,6 +33,8 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
   }
 }
 }  // namespace
+
+void set_backward_profile(BackwardProfile* p) { t_profile = p; }
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
@@ -99,7 +103,15 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     if (git != grads.end()) {
       Tensor g = std::move(git->second);
       grads.erase(git);
-      in_grads = n->apply(g);
+      if (t_profile) {
+        auto t0 = std::chrono::steady_clock::now();
+        in_grads = n->apply(g);
+        auto& e = (*t_profile)[n->name()];
+        e.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        e.calls += 1;
+      } else {
+        in_grads = n->apply(g);
+      }
     } else {
       in_grads.resize(n->edges.size());  // no gradient reached this node
     }

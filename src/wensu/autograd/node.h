@@ -3,6 +3,7 @@
 // The engine calls apply() exactly once and then release(), so saved activations are freed as
 // soon as they have been used.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,5 +43,14 @@ Tensor record(Tensor out, std::shared_ptr<Node> node, const std::vector<Tensor>&
 
 // Runs backward from `root` with gradient `grad` (same shape as root).
 void run_backward(const Tensor& root, const Tensor& grad);
+
+// Time spent in each kind of backward node (by Node::name()), for `wensu bench --profile`.
+struct BackwardTime {
+  double seconds = 0;
+  int64_t calls = 0;
+};
+using BackwardProfile = std::map<std::string, BackwardTime>;
+// While set, backward passes on this thread add their per-node times to *p (null: off).
+void set_backward_profile(BackwardProfile* p);
 
 }  // namespace wensu::autograd

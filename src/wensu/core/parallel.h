@@ -1,4 +1,4 @@
-// Thread count for every CPU kernel and for BLAS (OpenBLAS' OpenMP build shares our pool).
+// Thread count for every CPU kernel and for the GEMMs (oneDNN and Eigen share our OpenMP pool).
 #pragma once
 
 namespace wensu {

@@ -85,7 +85,14 @@ struct LinearNode : Node {
     Tensor g2 = reshape(g, {-1, g.size(-1)});
     Tensor gx, gw, gb;
     if (edges[0].active()) gx = reshape(matmul_forward(g2, w), x_shape);
-    if (edges[1].active()) gw = matmul_forward(g2.transpose(0, 1), x2);
+    if (edges[1].active()) {
+      // dW [out, in] = g^T x. oneDNN runs this (T, N) product ~1.5x faster when its n >= m,
+      // so for out > in compute dW^T = x^T g and transpose the (small) result.
+      if (w.size(0) > w.size(1))
+        gw = matmul_forward(x2.transpose(0, 1), g2).transpose(0, 1).contiguous();
+      else
+        gw = matmul_forward(g2.transpose(0, 1), x2);
+    }
     if (edges.size() == 2) return {gx, gw};
     if (edges[2].active()) gb = sum(g2, {0});
     return {gx, gw, gb};
@@ -126,7 +133,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     cpu::binary(BinaryOp::add, Tensor::zeros({1}, dt), bias, make_view(out, {M, out_f}, {out_f, 1}, 0));
     beta = 1.0;
   }
-  Tensor wt = weight.detach().transpose(0, 1).detach();  // [in, out] view, no copy
+  // W^T [in, out] as a contiguous copy: oneDNN's (N, N) GEMM is ~25% faster than (N, T) on
+  // these shapes, and the copy is tiny next to the product (in*out vs M*in*out).
+  Tensor wt = weight.detach().transpose(0, 1).contiguous().detach();
   cpu::gemm_batched(x2.unsqueeze(0).detach(), wt.unsqueeze(0).detach(), y3, 1.0, beta);
   if (!autograd::needs_grad({&x, &weight, &bias})) return out;
   auto node = std::make_shared<LinearNode>();

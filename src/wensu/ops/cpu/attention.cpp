@@ -1,11 +1,12 @@
 // Dense attention on the CPU. Work is split over (batch, head) pairs, one per thread at a
-// time, with single-threaded BLAS inside (OpenBLAS' OpenMP build does that automatically
-// inside a parallel region), so every GEMM runs on a warm core with its own scratch rows.
+// time, with single-threaded GEMMs inside (oneDNN and Eigen do that automatically inside a
+// parallel region), so every GEMM runs on a warm core with its own scratch rows.
 //
 // Forward, per (b, h):  S = scale * Q K^T (masked), P = softmax(S), O = P V.
 // Backward (P saved):   dV = P^T dO,  dP = dO V^T,
 //                       dS = P * (dP - rowsum(dP * P)),   (softmax Jacobian, row by row)
 //                       dQ = scale * dS K,  dK = scale * dS^T Q.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "wensu/ops/attention.h"
 #include "wensu/ops/cpu/blas.h"
 #include "wensu/ops/cpu/loops.h"
+#include "wensu/ops/cpu/vec_math.h"
 
 namespace wensu::ops::cpu {
 namespace {
@@ -23,35 +25,32 @@ inline int64_t visible_keys(const AttentionParams& p, int64_t i) {
   return std::clamp<int64_t>(i + (p.Lk - p.Lq) + 1, 0, p.Lk);
 }
 
+// Softmax of each score row over its visible keys [0, end) minus padded ones; invisible and
+// padded keys get weight 0, and a row with nothing visible is all zeros.
 template <typename T>
 void masked_softmax_rows(const AttentionParams& p, int64_t b, T* S) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
   for (int64_t i = 0; i < p.Lq; ++i) {
     T* row = S + i * p.Lk;
     const int64_t end = visible_keys(p, i);
-    T mx = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < end; ++j)
-      if (!pad || !pad[j]) mx = std::max(mx, row[j]);
-    if (mx == -std::numeric_limits<T>::infinity()) {  // nothing visible: zero weights
+    T mx = kNegInf;
+    if (pad) {
+      for (int64_t j = 0; j < end; ++j)
+        if (!pad[j]) mx = std::max(mx, row[j]);
+    } else {
+      mx = vec::max(row, end);
+    }
+    if (mx == kNegInf) {  // nothing visible: zero weights
       for (int64_t j = 0; j < p.Lk; ++j) row[j] = 0;
       continue;
     }
-    T sum = 0;
-    if (pad) {
-      for (int64_t j = 0; j < end; ++j) {
-        T e = pad[j] ? T(0) : std::exp(row[j] - mx);
-        row[j] = e;
-        sum += e;
-      }
-    } else {
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < end; ++j) {
-        T e = std::exp(row[j] - mx);
-        row[j] = e;
-        sum += e;
-      }
-    }
-    const T inv = T(1) / sum;
+    // A padded score becomes -inf, whose exp(-inf - mx) is exactly 0 (mx is finite or +inf,
+    // and +inf makes the whole row NaN either way), so the row is one branch-free vector pass.
+    if (pad)
+      for (int64_t j = 0; j < end; ++j)
+        if (pad[j]) row[j] = kNegInf;
+    const T inv = T(1) / vec::exp_sub_sum(row, mx, row, end);
 #pragma omp simd
     for (int64_t j = 0; j < end; ++j) row[j] *= inv;
     for (int64_t j = end; j < p.Lk; ++j) row[j] = 0;

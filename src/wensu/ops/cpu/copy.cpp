@@ -58,6 +58,20 @@ void copy(const Tensor& dst, const Tensor& src) {
       using S = decltype(sz);
       D* d = static_cast<D*>(dst.raw_data());
       const S* s = static_cast<const S*>(src.raw_data());
+      if (loop.ndim == 2 && loop.strides[0][1] == 1 && loop.strides[1][0] == 1 && loop.strides[1][1] != 1) {
+        // A transpose (e.g. a weight made contiguous as W^T): walking the destination row by
+        // row would read the source with a large stride, one cache line per element. Copy in
+        // square tiles so both sides stay in cache.
+        const int64_t rows = loop.shape[0], cols = loop.shape[1];
+        const int64_t ds = loop.strides[0][0], ss = loop.strides[1][1];
+        constexpr int64_t kTile = 32;
+#pragma omp parallel for collapse(2) schedule(static) if (rows * cols >= kParallelGrain)
+        for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+          for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+            for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+              for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) d[r * ds + c] = convert<D>(s[r + c * ss]);
+        return;
+      }
       loop.run([&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
         D* dp = d + off[0];
         const S* sp = s + off[1];

@@ -1,8 +1,8 @@
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "wensu/ops/cpu/loops.h"
+#include "wensu/ops/cpu/vec_math.h"
 #include "wensu/ops/loss.h"
 
 namespace wensu::ops::cpu {
@@ -22,17 +22,13 @@ double cross_entropy_forward(const T* logits, const int64_t* targets, double* ls
       continue;
     }
     const T* x = logits + i * C;
-    T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
+    const T m = vec::max(x, C);
     // s = sum exp(x - m) and shift = sum (m - x); both sums are of non-negative terms, so
     // nothing cancels even when the logits are large.
-    T s = 0, shift = 0;
-#pragma omp simd reduction(+ : s, shift)
-    for (int64_t c = 0; c < C; ++c) {
-      s += std::exp(x[c] - m);
-      shift += m - x[c];
-    }
+    const T s = vec::sum_exp_sub(x, m, C);
+    T shift = 0;
+#pragma omp simd reduction(+ : shift)
+    for (int64_t c = 0; c < C; ++c) shift += m - x[c];
     const double ls = std::log(double(s));
     lse[i] = double(m) + ls;
     // -log p_t = (m - x_t) + log s;  1/C sum_c -log p_c = log s + shift / C.
@@ -61,10 +57,14 @@ void cross_entropy_backward(const T* logits, const int64_t* targets, const doubl
       continue;
     }
     // x - lse in double, then exp in T: the difference is small where softmax is not
-    // negligible, so rounding it to T keeps full relative precision.
+    // negligible, so rounding it to T keeps full relative precision. The row of d holds the
+    // exp's arguments, so the exp runs as one vector pass in place.
     const double l = lse[i];
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) d[c] = (std::exp(T(double(x[c]) - l)) - uniform) * sc;
+    for (int64_t c = 0; c < C; ++c) d[c] = T(double(x[c]) - l);
+    vec::exp(d, d, C);
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] = (d[c] - uniform) * sc;
     d[t] -= on_target;
   }
 }

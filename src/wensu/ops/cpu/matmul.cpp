@@ -35,8 +35,8 @@ void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, double alph
           for (int64_t j = 0; j < n; ++j) pc[i * sc + r * ldc + j] *= T(beta);
       return;
     }
-    // Many small products: one per thread (BLAS runs single-threaded inside our region).
-    // Few large ones: let BLAS spread each product over all threads.
+    // Many small products: one per thread (the GEMM runs single-threaded inside our region).
+    // Few large ones: let the GEMM spread each product over all threads.
     const bool per_thread = B >= 2 * omp_get_max_threads() || (B > 1 && m * n * k < (1 << 21));
 #pragma omp parallel for schedule(dynamic) if (per_thread)
     for (int64_t i = 0; i < B; ++i)

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "wensu/ops/cpu/loops.h"
+#include "wensu/ops/cpu/vec_math.h"
 #include "wensu/ops/softmax.h"
 
 namespace wensu::ops::cpu {
@@ -14,26 +15,15 @@ constexpr int64_t kColChunk = 64;
 
 template <class T>
 void forward_row(const T* x, T* y, int64_t n, bool log) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-  T s = 0;
+  const T m = vec::max(x, n);
   if (!log) {
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; ++i) {
-      const T e = std::exp(x[i] - m);
-      y[i] = e;
-      s += e;
-    }
-    const T r = T(1) / s;
+    const T r = T(1) / vec::exp_sub_sum(x, m, y, n);
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] *= r;
   } else {
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; ++i) s += std::exp(x[i] - m);
     // (x - m) - log s rather than x - (m + log s): for large logits m + log s would round at
     // m's magnitude and cost the small outputs their precision.
-    const T ls = std::log(s);
+    const T ls = std::log(vec::sum_exp_sub(x, m, n));
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) - ls;
   }
@@ -50,15 +40,21 @@ void backward_row(const T* g, const T* y, T* dx, int64_t n, bool log) {
   } else {
 #pragma omp simd reduction(+ : s)
     for (int64_t i = 0; i < n; ++i) s += g[i];
+    // dx = g - e^y s, with e^y (the softmax) evaluated a chunk at a time into a stack buffer.
+    T p[vec::kChunk];
+    for (int64_t c = 0; c < n; c += vec::kChunk) {
+      const int64_t len = std::min(vec::kChunk, n - c);
+      vec::exp(y + c, p, len);
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dx[i] = g[i] - std::exp(y[i]) * s;
+      for (int64_t i = 0; i < len; ++i) dx[c + i] = g[c + i] - p[i] * s;
+    }
   }
 }
 
 // One chunk of `len` columns of one outer slice; x, y point at column c0 of row 0.
 template <class T>
 void forward_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t len, bool log) {
-  T m[kColChunk], s[kColChunk];
+  T m[kColChunk], s[kColChunk], e[kColChunk];
   for (int64_t j = 0; j < len; ++j) {
     m[j] = -std::numeric_limits<T>::infinity();
     s[j] = 0;
@@ -68,19 +64,22 @@ void forward_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t len, bool 
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) m[j] = xr[j] > m[j] ? xr[j] : m[j];
   }
+  // Each row of the chunk: shifted logits into e, one vector exp, then accumulate per column.
   for (int64_t i = 0; i < n; ++i) {
     const T* xr = x + i * inner;
-    T* yr = y + i * inner;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) e[j] = xr[j] - m[j];
+    vec::exp(e, e, len);
     if (!log) {
+      T* yr = y + i * inner;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) {
-        const T e = std::exp(xr[j] - m[j]);
-        yr[j] = e;
-        s[j] += e;
+        yr[j] = e[j];
+        s[j] += e[j];
       }
     } else {
 #pragma omp simd
-      for (int64_t j = 0; j < len; ++j) s[j] += std::exp(xr[j] - m[j]);
+      for (int64_t j = 0; j < len; ++j) s[j] += e[j];
     }
   }
   if (!log) {
@@ -91,7 +90,7 @@ void forward_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t len, bool 
       for (int64_t j = 0; j < len; ++j) yr[j] *= s[j];
     }
   } else {
-    for (int64_t j = 0; j < len; ++j) s[j] = std::log(s[j]);
+    vec::log(s, s, len);
     for (int64_t i = 0; i < n; ++i) {
       const T* xr = x + i * inner;
       T* yr = y + i * inner;
@@ -103,7 +102,7 @@ void forward_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t len, bool 
 
 template <class T>
 void backward_cols(const T* g, const T* y, T* dx, int64_t n, int64_t inner, int64_t len, bool log) {
-  T s[kColChunk];
+  T s[kColChunk], p[kColChunk];
   for (int64_t j = 0; j < len; ++j) s[j] = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T* gr = g + i * inner;
@@ -124,8 +123,9 @@ void backward_cols(const T* g, const T* y, T* dx, int64_t n, int64_t inner, int6
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) dr[j] = yr[j] * (gr[j] - s[j]);
     } else {
+      vec::exp(yr, p, len);
 #pragma omp simd
-      for (int64_t j = 0; j < len; ++j) dr[j] = gr[j] - std::exp(yr[j]) * s[j];
+      for (int64_t j = 0; j < len; ++j) dr[j] = gr[j] - p[j] * s[j];
     }
   }
 }
