@@ -151,13 +151,7 @@ int bench_layer(const Args& args) {
       ("profile", po::bool_switch(&profile), "print the time of each backward node to stderr")
       ("torch-python", po::value(&python), "Python with torch for the peer (default: $WENSU_TORCH_PYTHON or .venv/bin/python; empty = no peer)")
       ("torch-script", po::value(&script)->default_value(script), "the peer script");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(desc, args)) return 0;
   if (python.empty())
     std::fprintf(stderr, "bench: no Python with torch found (run scripts/setup-python.sh or pass --torch-python); "
                          "reporting wensu alone\n");

@@ -31,13 +31,7 @@ int cmd_demo(const Args& args) {
       ("seed", po::value(&opt.seed)->default_value(opt.seed), "random seed")
       ("resume", po::value(&opt.resume), "continue from this checkpoint")
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(desc, args)) return 0;
   set_num_threads(threads);
   opt.schedule.total_steps = opt.steps;
   train::DemoResult r = train::run_demo(opt);

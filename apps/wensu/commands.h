@@ -1,6 +1,7 @@
 // The `wensu` subcommands. Each lives in its own file and parses its own options; the work
 // itself is in the library.
 #pragma once
+#include <boost/program_options.hpp>
 #include <string>
 #include <vector>
 
@@ -11,5 +12,9 @@ using Args = std::vector<std::string>;  // arguments after the subcommand name
 int cmd_ckpt(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_demo(const Args& args);
+
+// Parses args into the variables bound in `desc` (which must define --help). Returns false
+// after printing the help when --help was given: the command then exits 0.
+bool parse_options(const boost::program_options::options_description& desc, const Args& args);
 
 }  // namespace wensu::app

@@ -48,6 +48,18 @@ void choose_openmp_spin(char** argv) {
 
 }  // namespace
 
+bool wensu::app::parse_options(const boost::program_options::options_description& desc, const Args& args) {
+  namespace po = boost::program_options;
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
 int main(int argc, char** argv) {
   choose_openmp_spin(argv);
   if (argc < 2) {

@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "test_paths.h"
+#include "test_support.h"
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/nn/transformer.h"
 #include "wensu/ops/binary.h"

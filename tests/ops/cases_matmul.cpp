@@ -61,6 +61,13 @@ std::vector<OpCase> matmul_cases() {
                 [](Generator& g) { return Tensors{randn(g, {64, 96}), randn(g, {96, 80})}; },
                 [](const Tensors& x) { return ops::matmul(x[0], x[1]); },
                 [](const Tensors& x) { return ref_matmul(x[0], x[1]); }, 1e-5, /*gradcheck=*/false});
+  {  // Only b differentiable: the backward rule must not need a saved a-side tensor.
+    OpCase c{"matmul", "grad_of_b_only", [](Generator& g) { return Tensors{randn(g, {3, 4}), randn(g, {4, 2})}; },
+             [](const Tensors& x) { return ops::matmul(x[0], x[1]); },
+             [](const Tensors& x) { return ref_matmul(x[0], x[1]); }};
+    c.no_grad_inputs = {0};
+    cs.push_back(c);
+  }
   cs.push_back({"linear", "bias_3d",
                 [](Generator& g) { return Tensors{randn(g, {2, 3, 4}), randn(g, {5, 4}), randn(g, {5})}; },
                 [](const Tensors& x) { return ops::linear(x[0], x[1], x[2]); },

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "test_paths.h"
+#include "test_support.h"
 #include "wensu/core/check.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/tensor.h"
@@ -27,6 +27,8 @@
 
 using namespace wensu;
 using namespace wensu::io;
+using wensu::test::read_text;
+using wensu::test::run_wensu;
 namespace fs = std::filesystem;
 
 namespace {
@@ -129,20 +131,6 @@ std::string load_error(const std::string& file) {
     return e.what();
   }
   return "(no error)";
-}
-
-std::string read_text(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs the wensu binary with stdout and stderr captured; returns the exit status.
-int run_wensu(const std::string& args, const std::string& out, const std::string& err) {
-  const std::string cmd = std::string("'") + wensu::test::wensu_binary() + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "wensu/autograd/grad_mode.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/tensor.h"
 #include "wensu/ops/binary.h"
@@ -60,4 +61,33 @@ TEST(Autograd, MulAddMatmulSum) {
   // a@b = [[19,22],[43,50]]; a*1 @ b^T = [[1*5+2*6, 1*7+2*8],[3*5+4*6, 3*7+4*8]] = [[17,23],[39,53]]
   EXPECT_DOUBLE_EQ(ga[0], 19 + 17);
   EXPECT_DOUBLE_EQ(ga[3], 50 + 53);
+}
+
+TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {
+  // Two micro-batches with backward each = one backward over the summed loss.
+  Generator g(11);
+  Tensor w = Tensor::randn({4, 3}, g, DType::f64).set_requires_grad(true);
+  Tensor x1 = Tensor::randn({5, 4}, g, DType::f64), x2 = Tensor::randn({5, 4}, g, DType::f64);
+  ops::sum(ops::matmul(x1, w) * ops::matmul(x1, w)).backward();
+  ops::sum(ops::matmul(x2, w) * ops::matmul(x2, w)).backward();
+  auto acc = w.grad().to_vector<double>();
+  w.zero_grad();
+  Tensor both = ops::concat({x1, x2}, 0);
+  ops::sum(ops::matmul(both, w) * ops::matmul(both, w)).backward();
+  auto once = w.grad().to_vector<double>();
+  for (size_t i = 0; i < acc.size(); ++i) EXPECT_NEAR(acc[i], once[i], 1e-12);
+}
+
+TEST(Autograd, NoGradRecordsNothingAndGraphIsFreedAfterBackward) {
+  Generator g(12);
+  Tensor w = Tensor::randn({3}, g).set_requires_grad(true);
+  {
+    NoGradGuard ng;
+    Tensor y = w * 2.0;
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_EQ(y.grad_fn(), nullptr);
+  }
+  Tensor y = ops::sum(w * w);
+  y.backward();
+  EXPECT_THROW(y.backward(), Error);  // saved tensors were released
 }

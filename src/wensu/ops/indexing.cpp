@@ -1,6 +1,7 @@
 #include "wensu/ops/indexing.h"
 
 #include "wensu/autograd/node.h"
+#include "wensu/ops/cpu/loops.h"
 #include "wensu/ops/dispatch.h"
 #include "wensu/ops/shape.h"
 
@@ -73,18 +74,10 @@ Tensor index_add_impl(const Tensor& g, const Split& s, const Tensor& idx, int64_
   return out;
 }
 
-// Strides of mask viewed with x's shape (trailing dims aligned, broadcast dims get stride 0).
-Shape broadcast_strides(const Tensor& m, const Shape& shape) {
-  Shape st(shape.size(), 0);
-  const int64_t lead = int64_t(shape.size()) - m.dim();
-  for (int64_t d = 0; d < m.dim(); ++d) st[d + lead] = m.size(d) == 1 ? 0 : m.strides()[d];
-  return st;
-}
-
 Tensor masked_fill_impl(const Tensor& x, const Tensor& mask, double value) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.device() == Device::cuda) no_cuda_impl("masked_fill");
-  cpu::masked_fill(x.detach(), mask, broadcast_strides(mask, x.shape()), value, out);
+  cpu::masked_fill(x.detach(), mask, cpu::broadcast_strides(mask, x.shape()), value, out);
   return out;
 }
 

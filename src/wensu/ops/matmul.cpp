@@ -63,11 +63,12 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
 
 // d(a@b): ga = g @ b^T, gb = a^T @ g, each summed back over broadcast batch dims.
 struct MatmulNode : Node {
-  Tensor a, b;
+  Tensor a, b;  // each saved only when the other operand needs its gradient
+  Shape a_shape, b_shape;
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor ga, gb;
-    if (edges[0].active()) ga = sum_to(matmul_forward(g, b.transpose(-1, -2)), a.shape());
-    if (edges[1].active()) gb = sum_to(matmul_forward(a.transpose(-1, -2), g), b.shape());
+    if (edges[0].active()) ga = sum_to(matmul_forward(g, b.transpose(-1, -2)), a_shape);
+    if (edges[1].active()) gb = sum_to(matmul_forward(a.transpose(-1, -2), g), b_shape);
     return {ga, gb};
   }
   const char* name() const override { return "matmul"; }
@@ -109,7 +110,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   auto node = std::make_shared<MatmulNode>();
   if (b.requires_grad()) node->a = a.detach();
   if (a.requires_grad()) node->b = b.detach();
-  if (!node->a.defined()) node->a = a.detach();  // shape is needed for sum_to
+  node->a_shape = a.shape();
+  node->b_shape = b.shape();
   return record(out, node, {&a, &b});
 }
 

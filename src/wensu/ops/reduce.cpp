@@ -98,11 +98,10 @@ std::vector<int64_t> norm_axes(const Tensor& x, const std::vector<int64_t>& axes
 // differentiable op, so the composite needs no backward rule of its own.
 template <typename One>
 Tensor reduce(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim, const char* op, One one) {
+  if (x.dim() == 0) return reshape(one(reshape(x, {1}), 0), {});  // a scalar reduces to itself
   std::vector<int64_t> a = norm_axes(x, axes, op);
   Tensor y = x;
   for (auto it = a.rbegin(); it != a.rend(); ++it) y = one(y, *it);
-  if (a.empty() && x.dim() > 0) return y;
-  if (x.dim() == 0) return one(reshape(x, {1}), 0).reshape({});
   if (!keepdim) {
     Shape s;
     for (int64_t d = 0; d < x.dim(); ++d)

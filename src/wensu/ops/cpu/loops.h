@@ -108,4 +108,57 @@ struct StridedLoop {
   }
 };
 
+// Strides of x viewed with `shape` (trailing dims aligned, numpy broadcasting): broadcast
+// dims get stride 0.
+inline Shape broadcast_strides(const Tensor& x, const Shape& shape) {
+  Shape st(shape.size(), 0);
+  const int64_t lead = int64_t(shape.size()) - x.dim();
+  for (int64_t d = 0; d < x.dim(); ++d) st[d + lead] = x.size(d) == 1 ? 0 : x.strides()[d];
+  return st;
+}
+
+// out[i] = f(x[i]) over out's shape, x read with strides xs (given at out's shape).
+template <typename T, typename F>
+void map1(const T* x, const Shape& xs, const Tensor& out, F f) {
+  StridedLoop<2> loop(out.shape(), {&out.strides(), &xs});
+  T* po = static_cast<T*>(out.raw_data());
+  loop.run([&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+    T* o = po + off[0];
+    const T* a = x + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(a[i * st[1]]);
+    }
+  });
+}
+
+// out[i] = f(a[i], b[i]) over out's shape, a and b read with strides as, bs (given at out's
+// shape; 0 broadcasts). The contiguous and row-broadcast cases get vectorised inner loops.
+template <typename T, typename F>
+void map2(const T* a, const Shape& as, const T* b, const Shape& bs, const Tensor& out, F f) {
+  StridedLoop<3> loop(out.shape(), {&out.strides(), &as, &bs});
+  T* po = static_cast<T*>(out.raw_data());
+  loop.run([&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
+    T* o = po + off[0];
+    const T* x = a + off[1];
+    const T* y = b + off[2];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+      const T yv = *y;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+      const T xv = *x;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(x[i * st[1]], y[i * st[2]]);
+    }
+  });
+}
+
 }  // namespace wensu::ops::cpu

@@ -19,46 +19,14 @@ struct Consts {
   static constexpr T k_b = T(0.044715);
 };
 
-// out[i] = f(x[i]) over the strided iteration of out's shape.
+// Elementwise over same-shaped tensors (g may be an expanded, stride-0 gradient).
 template <typename T, typename F>
 void map1(const Tensor& x, const Tensor& out, F f) {
-  StridedLoop<2> loop(out.shape(), {&out.strides(), &x.strides()});
-  T* po = static_cast<T*>(out.raw_data());
-  const T* px = static_cast<const T*>(x.raw_data());
-  loop.run([&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
-    T* o = po + off[0];
-    const T* a = px + off[1];
-    if (st[0] == 1 && st[1] == 1) {
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(a[i * st[1]]);
-    }
-  });
+  cpu::map1<T>(static_cast<const T*>(x.raw_data()), x.strides(), out, f);
 }
-
-// out[i] = f(g[i], s[i]); g is often an expanded (stride-0) gradient.
 template <typename T, typename F>
 void map2(const Tensor& g, const Tensor& s, const Tensor& out, F f) {
-  StridedLoop<3> loop(out.shape(), {&out.strides(), &g.strides(), &s.strides()});
-  T* po = static_cast<T*>(out.raw_data());
-  const T* pg = static_cast<const T*>(g.raw_data());
-  const T* ps = static_cast<const T*>(s.raw_data());
-  loop.run([&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
-    T* o = po + off[0];
-    const T* a = pg + off[1];
-    const T* b = ps + off[2];
-    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
-    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
-      const T av = *a;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) o[i] = f(av, b[i]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = f(a[i * st[1]], b[i * st[2]]);
-    }
-  });
+  cpu::map2<T>(static_cast<const T*>(g.raw_data()), g.strides(), static_cast<const T*>(s.raw_data()), s.strides(), out, f);
 }
 
 // Like map1, for functions with a transcendental inside: f(x, y, n) works on contiguous arrays of

@@ -1,0 +1,88 @@
+// The wensu binary as a user meets it: --help everywhere, a demo run that writes a checkpoint,
+// and resuming from a bad checkpoint (corrupt, a tensor missing, a tensor of the wrong shape)
+// failing with one line that names the file and the tensor, exit code != 0.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_support.h"
+#include "wensu/io/checkpoint.h"
+
+using namespace wensu;
+using wensu::test::read_text;
+using wensu::test::run_wensu;
+namespace fs = std::filesystem;
+
+namespace {
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("wensu_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& n) const { return (dir_ / n).string(); }
+  int run(const std::string& args) { return run_wensu(args, path("out.txt"), path("err.txt")); }
+  std::string err() const { return read_text(path("err.txt")); }
+  // A real checkpoint from a 2-step demo run.
+  std::string demo_checkpoint() {
+    EXPECT_EQ(run("demo --steps 2 --batch 2 --length 8 --threads 1 -o '" + path("run") + "'"), 0) << err();
+    return path("run/checkpoint.h5");
+  }
+  fs::path dir_;
+};
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace
+
+TEST_F(Cli, HelpOnEveryCommand) {
+  for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help", "bench layer --help"})
+    EXPECT_EQ(run(cmd), 0) << cmd << ": " << err();
+  EXPECT_EQ(run("frobnicate"), 2);
+}
+
+TEST_F(Cli, DemoWritesMetricsAndACheckpoint) {
+  std::string ck = demo_checkpoint();
+  EXPECT_TRUE(fs::exists(ck));
+  EXPECT_EQ(lines(read_text(path("run/metrics.jsonl"))), 2);
+  ASSERT_EQ(run("ckpt info '" + ck + "'"), 0) << err();
+  EXPECT_NE(read_text(path("out.txt")).find("step"), std::string::npos);
+}
+
+TEST_F(Cli, ResumeFromCorruptCheckpointFailsCleanly) {
+  { std::ofstream(path("bad.h5")) << "this is not HDF5"; }
+  EXPECT_EQ(run("demo --steps 2 --threads 1 -o '" + path("r") + "' --resume '" + path("bad.h5") + "'"), 1);
+  EXPECT_EQ(lines(err()), 1) << err();
+  EXPECT_NE(err().find(path("bad.h5")), std::string::npos) << err();
+}
+
+TEST_F(Cli, ResumeWithMissingOrMisshapenTensorNamesIt) {
+  io::Checkpoint ck = io::load_checkpoint(demo_checkpoint());
+  const std::string victim = ck.params[3].name;
+  io::Checkpoint missing = ck;
+  missing.params.erase(missing.params.begin() + 3);
+  io::save_checkpoint(path("missing.h5"), missing);
+  EXPECT_EQ(run("demo --steps 4 --threads 1 -o '" + path("r1") + "' --resume '" + path("missing.h5") + "'"), 1);
+  EXPECT_EQ(lines(err()), 1) << err();
+  EXPECT_NE(err().find("'" + victim + "'"), std::string::npos) << err();
+  EXPECT_NE(err().find(path("missing.h5")), std::string::npos) << err();
+
+  io::Checkpoint shaped = ck;
+  shaped.params[3].tensor = Tensor::zeros({7, 3});
+  io::save_checkpoint(path("shape.h5"), shaped);
+  EXPECT_EQ(run("demo --steps 4 --threads 1 -o '" + path("r2") + "' --resume '" + path("shape.h5") + "'"), 1);
+  EXPECT_EQ(lines(err()), 1) << err();
+  EXPECT_NE(err().find("'" + victim + "'"), std::string::npos) << err();
+  EXPECT_NE(err().find("[7, 3]"), std::string::npos) << err();
+  EXPECT_FALSE(fs::exists(path("r2/checkpoint.h5"))) << "a failed resume must not write a checkpoint";
+}
