@@ -38,10 +38,15 @@ void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, double alph
     // Many small products: one per thread (the GEMM runs single-threaded inside our region).
     // Few large ones: let the GEMM spread each product over all threads.
     const bool per_thread = B >= 2 * omp_get_max_threads() || (B > 1 && m * n * k < (1 << 21));
-#pragma omp parallel for schedule(dynamic) if (per_thread)
-    for (int64_t i = 0; i < B; ++i)
-      gemm(la.trans, lb.trans, m, n, k, T(alpha), pa + i * sa, la.ld, pb + i * sb, lb.ld, T(beta),
-           pc + i * sc, ldc);
+    auto one = [&](int64_t i) {
+      gemm(la.trans, lb.trans, m, n, k, T(alpha), pa + i * sa, la.ld, pb + i * sb, lb.ld, T(beta), pc + i * sc, ldc);
+    };
+    if (per_thread) {
+#pragma omp parallel for schedule(dynamic)
+      for (int64_t i = 0; i < B; ++i) one(i);
+    } else {  // outside any parallel region, so the GEMM library may use every thread
+      for (int64_t i = 0; i < B; ++i) one(i);
+    }
   });
 }
 
