@@ -8,7 +8,8 @@ namespace wensu::test {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto family : {shape_cases, binary_cases, reduce_cases, matmul_cases, unary_cases, softmax_cases,
-                      loss_cases, norm_cases, indexing_cases, dropout_cases, rope_cases, attention_cases}) {
+                      loss_cases, norm_cases, indexing_cases, dropout_cases, rope_cases, attention_cases,
+                      block_sparse_attention_cases}) {
     auto cs = family();
     all.insert(all.end(), cs.begin(), cs.end());
   }

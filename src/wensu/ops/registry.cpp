@@ -58,6 +58,8 @@ const std::vector<OpInfo>& op_table() {
       {"rope", true, "rope.h"},
       // attention.h
       {"attention", true, "attention.h"},
+      // block_sparse_attention.h
+      {"block_sparse_attention", true, "block_sparse_attention.h"},
   };
   return table;
 }
