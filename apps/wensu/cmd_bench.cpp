@@ -1,6 +1,8 @@
 // wensu bench: benchmarks as a program, never as tests. Each case prints one JSON line with
 // medians; where a peer exists (PyTorch CPU via scripts/bench/) it runs in the same call so
 // the ratio compares like with like on the same machine state.
+#include <sys/resource.h>
+
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +19,8 @@
 #include "wensu/core/generator.h"
 #include "wensu/core/parallel.h"
 #include "wensu/nn/transformer.h"
+#include "wensu/ops/block_layout.h"
+#include "wensu/ops/block_sparse_attention.h"
 #include <oneapi/dnnl/dnnl.h>
 #include "wensu/ops/reduce.h"
 
@@ -87,21 +91,17 @@ std::vector<double> time_wensu_layer(const LayerShape& s, bool backward, int war
   return times;
 }
 
-// Runs the PyTorch peer script and returns its JSON line (or null when unavailable).
-nlohmann::json run_torch_layer(const std::string& python, const std::string& script, const LayerShape& s,
-                               bool backward, int threads, int warmup, int repeats) {
+// Runs a PyTorch peer script with `args` and returns its JSON line (null when unavailable).
+nlohmann::json run_peer(const std::string& python, const std::string& script, const std::string& args) {
   if (python.empty()) return nullptr;
-  std::ostringstream cmd;
-  cmd << "'" << python << "' '" << script << "' --threads " << threads << " --batch " << s.batch << " --seq " << s.seq
-      << " --d-model " << s.d_model << " --heads " << s.heads << " --d-ff " << s.d_ff << " --warmup " << warmup
-      << " --repeats " << repeats << " --mode " << (backward ? "fwdbwd" : "fwd");
-  FILE* p = popen(cmd.str().c_str(), "r");
+  const std::string cmd = "'" + python + "' '" + script + "' " + args;
+  FILE* p = popen(cmd.c_str(), "r");
   if (!p) return nullptr;
   std::string out;
   char buf[4096];
   while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   if (pclose(p) != 0) {
-    std::fprintf(stderr, "bench: the PyTorch peer failed (%s)\n", cmd.str().c_str());
+    std::fprintf(stderr, "bench: the PyTorch peer failed (%s)\n", cmd.c_str());
     return nullptr;
   }
   try {
@@ -110,6 +110,15 @@ nlohmann::json run_torch_layer(const std::string& python, const std::string& scr
     std::fprintf(stderr, "bench: could not parse the PyTorch peer's output: %s\n", out.c_str());
     return nullptr;
   }
+}
+
+nlohmann::json run_torch_layer(const std::string& python, const std::string& script, const LayerShape& s,
+                               bool backward, int threads, int warmup, int repeats) {
+  std::ostringstream a;
+  a << "--threads " << threads << " --batch " << s.batch << " --seq " << s.seq << " --d-model " << s.d_model
+    << " --heads " << s.heads << " --d-ff " << s.d_ff << " --warmup " << warmup << " --repeats " << repeats
+    << " --mode " << (backward ? "fwdbwd" : "fwd");
+  return run_peer(python, script, a.str());
 }
 
 std::string default_python() {
@@ -188,17 +197,100 @@ int bench_layer(const Args& args) {
   return 0;
 }
 
+int bench_attention(const Args& args) {
+  int64_t L = 4096, B = 1, H = 8, D = 64;
+  ops::BlockLayoutConfig lc;
+  lc.kind = "bigbird";
+  lc.global_blocks = 2;
+  lc.random_blocks = 3;
+  bool backward = false, causal = false;
+  int threads = 0, warmup = 1, repeats = 3;
+  std::string python = default_python(), script = "scripts/bench/torch_attention.py";
+  po::options_description desc(
+      "usage: wensu bench attention [options]\n\n"
+      "Block-sparse attention (float32) on one sequence batch. Prints one JSON line: median\n"
+      "time, peak memory (wensu tensors and the process's max RSS) and GFLOP/s counted over the\n"
+      "computed blocks only (forward: 4*block^2*D per block and head; forward+backward, which\n"
+      "recomputes the scores: 3.5x that).\n\noptions");
+  desc.add_options()("help,h", "show this help")
+      ("seq", po::value(&L)->default_value(L), "sequence length")
+      ("batch", po::value(&B)->default_value(B), "sequences")
+      ("heads", po::value(&H)->default_value(H), "heads")
+      ("head-dim", po::value(&D)->default_value(D), "head size")
+      ("layout", po::value(&lc.kind)->default_value(lc.kind), "dense, window, bigbird, strided, dilated")
+      ("block", po::value(&lc.block)->default_value(lc.block), "block size (32, 64, 128)")
+      ("window", po::value(&lc.window)->default_value(lc.window), "window: tokens on each side")
+      ("global", po::value(&lc.global_blocks)->default_value(lc.global_blocks), "bigbird: global blocks")
+      ("random", po::value(&lc.random_blocks)->default_value(lc.random_blocks), "bigbird: random blocks per row")
+      ("stride", po::value(&lc.stride)->default_value(lc.stride), "strided: period in blocks")
+      ("dilation", po::value(&lc.dilation)->default_value(lc.dilation), "dilated: keep every n-th block")
+      ("causal", po::bool_switch(&causal), "causal variant of the layout")
+      ("backward", po::bool_switch(&backward), "time forward+backward")
+      ("threads", po::value(&threads)->default_value(threads), "CPU threads (0 = all cores)")
+      ("warmup", po::value(&warmup)->default_value(warmup), "untimed iterations")
+      ("repeats", po::value(&repeats)->default_value(repeats), "timed iterations")
+      ("torch-python", po::value(&python), "Python with torch: also time PyTorch's dense SDPA on the same shape (default: $WENSU_TORCH_PYTHON or .venv/bin/python; empty = no peer)")
+      ("torch-script", po::value(&script)->default_value(script), "the peer script");
+  if (!parse_options(desc, args)) return 0;
+  set_num_threads(threads);
+  lc.causal = causal;
+  auto layout = ops::make_block_layout(lc, L, L);
+  Generator gen(0);
+  Tensor q = Tensor::randn({B, L, H, D}, gen), k = Tensor::randn({B, L, H, D}, gen), v = Tensor::randn({B, L, H, D}, gen);
+  Tensor w = Tensor::randn({B, L, H, D}, gen);
+  if (backward)
+    for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+  reset_peak_memory();
+  std::vector<double> times;
+  for (int i = 0; i < warmup + repeats; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (backward) {
+      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+      ops::block_sparse_attention(q, k, v, *layout).backward(w);
+    } else {
+      NoGradGuard ng;
+      ops::block_sparse_attention(q, k, v, *layout);
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup) times.push_back(ms);
+  }
+  const double t = median(times);
+  const double fwd_flops = double(layout->nnz()) * B * H * 4.0 * double(lc.block * lc.block) * D;
+  const double flops = fwd_flops * (backward ? 3.5 : 1.0);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  nlohmann::json line = {{"case", "attention"}, {"seq", L}, {"batch", B}, {"heads", H}, {"head_dim", D},
+                         {"layout", lc.kind}, {"block", lc.block}, {"causal", causal}, {"backward", backward},
+                         {"threads", num_threads()}, {"nnz_blocks", layout->nnz()},
+                         {"density", double(layout->nnz()) / double(layout->n_row_blocks * layout->n_col_blocks)},
+                         {"ms", t}, {"min_ms", *std::min_element(times.begin(), times.end())},
+                         {"gflops", flops / (t * 1e6)},
+                         {"peak_tensor_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)},
+                         {"max_rss_mb", double(ru.ru_maxrss) / 1024.0}, {"gemm", gemm_library()}};
+  std::ostringstream pa;
+  pa << "--threads " << num_threads() << " --batch " << B << " --seq " << L << " --heads " << H << " --head-dim " << D
+     << " --warmup " << warmup << " --repeats " << repeats << " --mode " << (backward ? "fwdbwd" : "fwd")
+     << (causal ? " --causal" : "");
+  nlohmann::json torch = run_peer(python, script, pa.str());
+  line["torch_dense_ms"] = torch.is_null() ? nlohmann::json() : torch.at("median_ms");
+  line["speedup_vs_torch_dense"] = torch.is_null() ? nlohmann::json() : nlohmann::json(torch.at("median_ms").get<double>() / t);
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::printf("usage: wensu bench CASE [options]\n\ncases:\n  layer   one pre-LN transformer layer against PyTorch CPU\n\n"
+    std::printf("usage: wensu bench CASE [options]\n\ncases:\n  layer       one pre-LN transformer layer against PyTorch CPU\n"
+                "  attention   block-sparse attention at long sequence lengths\n\n"
                 "'wensu bench CASE --help' describes each case.\n");
     return args.empty() ? 2 : 0;
   }
   Args rest(args.begin() + 1, args.end());
   if (args[0] == "layer") return bench_layer(rest);
-  std::fprintf(stderr, "wensu bench: unknown case '%s' (available: layer)\n", args[0].c_str());
+  if (args[0] == "attention") return bench_attention(rest);
+  std::fprintf(stderr, "wensu bench: unknown case '%s' (available: layer, attention)\n", args[0].c_str());
   return 2;
 }
 

@@ -86,3 +86,40 @@ TEST(Config, JsonRoundTripAndStrictKeys) {
   bad["n_heads"] = 3;
   EXPECT_THROW(bad.get<nn::TransformerConfig>(), Error);
 }
+
+TEST(Modules, BlockSparseAttentionWithADenseLayoutMatchesDense) {
+  // The pluggable kernel: the same weights through kind = block_sparse (dense layout) and
+  // kind = dense give the same layer output, with rotary and causal masking on.
+  auto cfg = small_config();
+  cfg.attention.rotary = true;
+  cfg.attention.causal = true;
+  Generator g1(3), g2(3), gx(4);
+  nn::Transformer dense(cfg, g1);
+  cfg.attention.kind = "block_sparse";
+  cfg.attention.sparse.kind = "dense";
+  cfg.attention.sparse.block = 32;
+  nn::Transformer sparse(cfg, g2);
+  Tensor x = Tensor::randn({2, 45, 16}, gx);
+  Tensor pad = Tensor::zeros({2, 45}, DType::i64);
+  pad.narrow(1, 40, 5).narrow(0, 1, 1).fill_(1.0);
+  auto a = dense.forward(x, pad).to_vector<float>(), b = sparse.forward(x, pad).to_vector<float>();
+  ASSERT_EQ(a.size(), b.size());
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, double(std::abs(a[i] - b[i])));
+    scale = std::max(scale, double(std::abs(a[i])));
+  }
+  EXPECT_LE(err / scale, 1e-5);
+}
+
+TEST(Config, BlockSparseSectionRoundTrips) {
+  nn::TransformerConfig c = small_config();
+  c.attention.kind = "block_sparse";
+  c.attention.sparse.kind = "bigbird";
+  c.attention.sparse.global_blocks = 2;
+  c.attention.sparse.random_blocks = 3;
+  nlohmann::json j = c;
+  EXPECT_EQ(nlohmann::json(j.get<nn::TransformerConfig>()), j);
+  j["attention"]["sparse"]["block"] = 48;  // not 32, 64 or 128
+  EXPECT_THROW(j.get<nn::TransformerConfig>(), Error);
+}

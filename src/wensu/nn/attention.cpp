@@ -1,5 +1,6 @@
 #include "wensu/nn/attention.h"
 
+#include "wensu/ops/block_sparse_attention.h"
 #include "wensu/ops/rope.h"
 
 namespace wensu::nn {
@@ -9,9 +10,18 @@ Tensor DenseAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v
   return ops::attention(q, k, v, mask);
 }
 
+Tensor BlockSparseAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const ops::AttentionMask& mask) const {
+  ops::BlockLayoutConfig c = cfg_;
+  c.causal = mask.causal;
+  auto layout = ops::make_block_layout(c, q.size(1), k.size(1));
+  return ops::block_sparse_attention(q, k, v, *layout, mask.key_padding);
+}
+
 std::unique_ptr<AttentionKernel> make_attention_kernel(const AttentionConfig& cfg) {
   if (cfg.kind == "dense") return std::make_unique<DenseAttention>();
-  throw Error("attention kind '" + cfg.kind + "' is not available in this build (available: dense)");
+  if (cfg.kind == "block_sparse") return std::make_unique<BlockSparseAttention>(cfg.sparse);
+  throw Error("attention kind '" + cfg.kind + "' unknown (dense, block_sparse)");
 }
 
 MultiHeadAttention::MultiHeadAttention(int64_t d_model, int64_t n_heads, const AttentionConfig& cfg, bool bias,

@@ -24,6 +24,17 @@ class DenseAttention : public AttentionKernel {
   const char* name() const override { return "dense"; }
 };
 
+// Block-sparse attention over a layout built (and cached) per sequence length.
+class BlockSparseAttention : public AttentionKernel {
+ public:
+  explicit BlockSparseAttention(const ops::BlockLayoutConfig& cfg) : cfg_(cfg) {}
+  Tensor forward(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionMask& mask) const override;
+  const char* name() const override { return "block_sparse"; }
+
+ private:
+  ops::BlockLayoutConfig cfg_;
+};
+
 std::unique_ptr<AttentionKernel> make_attention_kernel(const AttentionConfig& cfg);
 
 class MultiHeadAttention : public Module {

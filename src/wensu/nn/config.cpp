@@ -41,6 +41,12 @@ class Reader {
 
 void to_json(nlohmann::json& j, const AttentionConfig& c) {
   j = {{"kind", c.kind}, {"causal", c.causal}, {"rotary", c.rotary}, {"rope_base", c.rope_base}};
+  if (c.kind == "block_sparse") {
+    const auto& s = c.sparse;
+    j["sparse"] = {{"layout", s.kind},         {"block", s.block},       {"window", s.window},
+                   {"global_blocks", s.global_blocks}, {"random_blocks", s.random_blocks},
+                   {"stride", s.stride},       {"dilation", s.dilation}, {"seed", s.seed}};
+  }
 }
 void from_json(const nlohmann::json& j, AttentionConfig& c) {
   Reader r(j, "attention");
@@ -48,6 +54,17 @@ void from_json(const nlohmann::json& j, AttentionConfig& c) {
   r("causal", c.causal);
   r("rotary", c.rotary);
   r("rope_base", c.rope_base);
+  nlohmann::json sparse = nlohmann::json::object();
+  r("sparse", sparse);
+  Reader rs(sparse, "attention.sparse");
+  rs("layout", c.sparse.kind);
+  rs("block", c.sparse.block);
+  rs("window", c.sparse.window);
+  rs("global_blocks", c.sparse.global_blocks);
+  rs("random_blocks", c.sparse.random_blocks);
+  rs("stride", c.sparse.stride);
+  rs("dilation", c.sparse.dilation);
+  rs("seed", c.sparse.seed);
 }
 
 void to_json(nlohmann::json& j, const FeedForwardConfig& c) {
@@ -90,8 +107,13 @@ void TransformerConfig::validate() const {
               d_model / n_heads);
   WENSU_CHECK(norm == "layernorm" || norm == "rmsnorm", "config: norm must be 'layernorm' or 'rmsnorm', got '", norm, "'");
   WENSU_CHECK(dropout >= 0 && dropout < 1, "config: dropout must be in [0, 1), got ", dropout);
-  WENSU_CHECK(attention.kind == "dense", "config: attention.kind '", attention.kind,
-              "' is not available in this build (available: dense)");
+  WENSU_CHECK(attention.kind == "dense" || attention.kind == "block_sparse", "config: attention.kind '",
+              attention.kind, "' unknown (dense, block_sparse)");
+  if (attention.kind == "block_sparse") {  // builds (and caches) a tiny layout to validate the fields
+    ops::BlockLayoutConfig s = attention.sparse;
+    s.causal = attention.causal;
+    ops::make_block_layout(s, s.block, s.block);
+  }
   WENSU_CHECK(ffn.kind == "dense", "config: ffn.kind '", ffn.kind, "' is not available in this build (available: dense)");
   WENSU_CHECK(ffn.d_ff > 0, "config: ffn.d_ff must be > 0");
   const auto& a = ffn.activation;

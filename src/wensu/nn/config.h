@@ -6,13 +6,17 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "wensu/ops/block_layout.h"
+
 namespace wensu::nn {
 
 struct AttentionConfig {
-  std::string kind = "dense";  // "dense" (block-sparse layouts arrive with issue 3)
+  std::string kind = "dense";  // dense | block_sparse
   bool causal = false;
   bool rotary = false;         // rotary position embedding on q and k (rotate-half convention)
   double rope_base = 10000.0;
+  // block_sparse: which blocks are computed (ops/block_layout.h); `causal` above applies.
+  ops::BlockLayoutConfig sparse;
 };
 
 struct FeedForwardConfig {
