@@ -60,8 +60,9 @@ struct BlockSparseAttentionNode : Node {
   Tensor q, k, v, out, lse, key_padding;
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor go = last_dim_contiguous(g);
-    Tensor dq = Tensor::empty(q.shape(), q.dtype()), dk = Tensor::empty(k.shape(), k.dtype()),
-           dv = Tensor::empty(v.shape(), v.dtype());
+    const Device dev = q.device();
+    Tensor dq = Tensor::empty(q.shape(), q.dtype(), dev), dk = Tensor::empty(k.shape(), k.dtype(), dev),
+           dv = Tensor::empty(v.shape(), v.dtype(), dev);
     cpu::BlockSparseAttentionParams bp = p;
     bp.row_ptr = layout->row_ptr.data();
     bp.col_idx = layout->col_idx.data();
@@ -69,7 +70,15 @@ struct BlockSparseAttentionNode : Node {
     bp.row_idx = layout->row_idx.data();
     bp.key_padding = key_padding.defined() ? key_padding.data<int64_t>() : nullptr;
     fill_strides(bp.do_s, go);
-    cpu::block_sparse_attention_backward(bp, q, k, v, out, lse, go, dq, dk, dv);
+    if (q.device() == Device::cuda) {
+#ifdef WENSU_CUDA
+      cuda::block_sparse_attention_backward(bp, q, k, v, out, lse, go, dq, dk, dv);
+#else
+      no_cuda_impl("block_sparse_attention_backward");
+#endif
+    } else {
+      cpu::block_sparse_attention_backward(bp, q, k, v, out, lse, go, dq, dk, dv);
+    }
     return {dq, dk, dv};
   }
   const char* name() const override { return "block_sparse_attention"; }
@@ -101,12 +110,18 @@ Tensor block_sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tens
     WENSU_CHECK(key_padding.dtype() == DType::i64 && key_padding.shape() == Shape({B, Lk}),
                 "block_sparse_attention: key_padding must be int64 [B, Lk] = [", B, ", ", Lk, "], got ",
                 key_padding.describe());
+    WENSU_CHECK(key_padding.device() == dev, "block_sparse_attention: key_padding must be on the same device as q (",
+                device_name(dev), "), got ", key_padding.describe());
     kp = key_padding.contiguous().detach();
   }
+#ifndef WENSU_CUDA
   if (dev == Device::cuda) no_cuda_impl("block_sparse_attention");
+#endif
   Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in), v = last_dim_contiguous(v_in);
   Tensor out = Tensor::empty({B, Lq, H, Dv}, dt, dev);  // [B, Lq, H, Dv]
-  Tensor lse = Tensor::empty({B, H, Lq}, dt, dev);      // [B, H, Lq]
+  // [B, H, Lq]; the CUDA kernels keep it in float32 whatever the element type (bf16 LSE would
+  // lose the precision exp(s - LSE) needs).
+  Tensor lse = Tensor::empty({B, H, Lq}, dev == Device::cuda ? DType::f32 : dt, dev);
   cpu::BlockSparseAttentionParams p{};
   p.B = B, p.H = H, p.Lq = Lq, p.Lk = Lk, p.D = D, p.Dv = Dv;
   p.scale = scale > 0 ? scale : 1.0 / std::sqrt(double(D));
@@ -123,7 +138,13 @@ Tensor block_sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tens
   fill_strides(p.k_s, k);
   fill_strides(p.v_s, v);
   fill_strides(p.o_s, out);
-  cpu::block_sparse_attention_forward(p, q, k, v, out, lse);
+  if (dev == Device::cuda) {
+#ifdef WENSU_CUDA
+    cuda::block_sparse_attention_forward(p, q, k, v, out, lse);
+#endif
+  } else {
+    cpu::block_sparse_attention_forward(p, q, k, v, out, lse);
+  }
   if (!autograd::needs_grad({&q_in, &k_in, &v_in})) return out;
   auto node = std::make_shared<BlockSparseAttentionNode>();
   node->p = p;

@@ -52,4 +52,19 @@ void block_sparse_attention_backward(const BlockSparseAttentionParams& p, const 
                                      const Tensor& dq, const Tensor& dk, const Tensor& dv);
 }  // namespace cpu
 
+#ifdef WENSU_CUDA
+// The CUDA twins (src/wensu/ops/cuda/block_sparse_attention.cu, kernels in kernels/attention/):
+// same meaning as the CPU functions for tensors on the GPU, with these differences: p's layout
+// arrays are the host ones (copied to the device per call), p.key_padding is a device pointer,
+// lse is always float32; element types float32 and bfloat16 (float32 accumulation), block sizes
+// 32/64/128 and D, Dv <= 128 (anything else throws wensu::Error).
+namespace cuda {
+void block_sparse_attention_forward(const cpu::BlockSparseAttentionParams& p, const Tensor& q, const Tensor& k,
+                                    const Tensor& v, const Tensor& out, const Tensor& lse);
+void block_sparse_attention_backward(const cpu::BlockSparseAttentionParams& p, const Tensor& q, const Tensor& k,
+                                     const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                     const Tensor& dq, const Tensor& dk, const Tensor& dv);
+}  // namespace cuda
+#endif
+
 }  // namespace wensu::ops
