@@ -11,14 +11,6 @@ using autograd::Node;
 
 namespace {
 
-Tensor last_dim_contiguous(const Tensor& t) {
-  return t.strides().back() == 1 ? t.detach() : t.contiguous().detach();
-}
-
-void fill_strides(int64_t (&dst)[3], const Tensor& t) {
-  for (int i = 0; i < 3; ++i) dst[i] = t.strides()[i];
-}
-
 // Saved: q, k, v (views, no copies) and the softmax probabilities P [B, H, Lq, Lk].
 struct AttentionNode : Node {
   cpu::AttentionParams p;

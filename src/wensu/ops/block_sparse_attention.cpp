@@ -12,14 +12,6 @@ using autograd::Node;
 
 namespace {
 
-Tensor last_dim_contiguous(const Tensor& t) {
-  return t.strides().back() == 1 ? t.detach() : t.contiguous().detach();
-}
-
-void fill_strides(int64_t (&dst)[3], const Tensor& t) {
-  for (int i = 0; i < 3; ++i) dst[i] = t.strides()[i];
-}
-
 // The kernels index q, k, v and the outputs through the layout's arrays without bounds checks,
 // so a layout built by hand (or for other lengths) is checked here, in O(nnz).
 void check_layout(const BlockLayout& l, int64_t Lq, int64_t Lk) {
