@@ -55,6 +55,20 @@ inline int64_t visible_cols(const Params& p, int64_t i, int64_t j0, int64_t n) {
   return std::clamp<int64_t>(i + (p.Lk - p.Lq) + 1 - j0, 0, n);
 }
 
+// Calls f(j0, n) for each merged run of the key blocks of query row block rb (rows
+// [i0, i0 + m)): keys [j0, j0 + n), cut at the causal limit of the block's last row (which sees
+// the most keys); runs with nothing visible are skipped. Forward and the dQ pass share it.
+template <typename F>
+inline void for_each_key_run(const Params& p, int64_t rb, int64_t i0, int64_t m, F f) {
+  const int64_t bs = p.block, end = p.row_ptr[rb + 1];
+  for (int64_t e = p.row_ptr[rb], g; e < end; e = g) {
+    g = run_end(p.col_idx, e, end, run_blocks(p));
+    const int64_t j0 = p.col_idx[e] * bs;
+    const int64_t n = visible_cols(p, i0 + m - 1, j0, std::min((p.col_idx[g - 1] + 1) * bs, p.Lk) - j0);
+    if (n > 0) f(j0, n);
+  }
+}
+
 inline bool worth_parallel(const Params& p, int64_t tasks) {
   const int64_t nnz = p.row_ptr[p.n_row_blocks];
   return tasks > 1 && p.B * p.H * nnz * p.block * p.block * (p.D + p.Dv) >= (int64_t(1) << 18);
@@ -111,13 +125,7 @@ void forward_typed(const Params& p, const T* q, const T* k, const T* v, T* out, 
       zero(acc.data(), m * p.Dv);
       std::fill(mx.begin(), mx.end(), -kInf<T>);
       zero(sum.data(), m);
-      const int64_t end = p.row_ptr[rb + 1];
-      for (int64_t e = p.row_ptr[rb], f; e < end; e = f) {
-        f = run_end(p.col_idx, e, end, run_blocks(p));
-        const int64_t j0 = p.col_idx[e] * bs;
-        // The block's last row sees the most keys; columns past its causal limit are skipped.
-        const int64_t n = visible_cols(p, i0 + m - 1, j0, std::min((p.col_idx[f - 1] + 1) * bs, p.Lk) - j0);
-        if (n <= 0) continue;
+      for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
         gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K + j0 * p.k_s[1], p.k_s[1], T(0), S.data(), W);
         for (int64_t r = 0; r < m; ++r) {
           T* s = S.data() + r * W;
@@ -140,7 +148,7 @@ void forward_typed(const Params& p, const T* q, const T* k, const T* v, T* out, 
           }
         }
         gemm(false, false, m, p.Dv, n, T(1), S.data(), W, V + j0 * p.v_s[1], p.v_s[1], T(1), acc.data(), p.Dv);
-      }
+      });
       T* O = out + b * p.o_s[0] + h * p.o_s[2] + i0 * p.o_s[1];
       T* lse_row = lse + bh * p.Lq + i0;
       for (int64_t r = 0; r < m; ++r) {
@@ -206,19 +214,14 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
       const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
       T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
       for (int64_t r = 0; r < m; ++r) zero(dQ + r * dq_s1, p.D);
-      const int64_t end = p.row_ptr[rb + 1];
-      for (int64_t e = p.row_ptr[rb], f; e < end; e = f) {
-        f = run_end(p.col_idx, e, end, run_blocks(p));
-        const int64_t j0 = p.col_idx[e] * bs;
-        const int64_t n = visible_cols(p, i0 + m - 1, j0, std::min((p.col_idx[f - 1] + 1) * bs, p.Lk) - j0);
-        if (n <= 0) continue;
+      for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
         gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K + j0 * p.k_s[1], p.k_s[1], T(0), S.data(), W);
         gemm(false, true, m, n, p.Dv, T(1), dO, p.do_s[1], V + j0 * p.v_s[1], p.v_s[1], T(0), dP.data(), W);
         for (int64_t r = 0; r < m; ++r)
           probs_and_dscores(S.data() + r * W, dP.data() + r * W, n, visible_cols(p, i0 + r, j0, n),
                             pad ? pad + j0 : nullptr, L[r], Dl[r]);
         gemm(false, false, m, p.D, n, T(p.scale), dP.data(), W, K + j0 * p.k_s[1], p.k_s[1], T(1), dQ, dq_s1);
-      }
+      });
     }
 
     // dK, dV pass: tasks own key column blocks; tiles [M x n] with leading dimension bs, M up to
