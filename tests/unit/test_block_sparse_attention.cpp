@@ -69,32 +69,67 @@ ops::BlockLayoutConfig config(std::string kind, int64_t block, bool causal = fal
 
 }  // namespace
 
+// Restores the CPU backward schedule a test chose.
+struct ScheduleGuard {
+  ~ScheduleGuard() { ops::cpu::set_backward_schedule(ops::cpu::BackwardSchedule::kAuto); }
+};
+
 TEST(BlockSparseAttention, DenseLayoutEqualsDenseAttention) {
-  const int64_t B = 2, L = 300, H = 4, D = 32;
-  Qkv x = random_qkv(B, L, H, D, 1);
-  Generator g(2);
-  Tensor w = Tensor::randn({B, L, H, D}, g);
-  std::vector<int64_t> pad(size_t(B * L), 0);
-  for (int64_t j = 250; j < L; ++j) pad[size_t(L + j)] = 1;  // batch 1 is 250 tokens long
-  Tensor key_padding = Tensor::from_vector(pad, {B, L});
-  for (bool causal : {false, true}) {
-    for (bool padded : {false, true}) {
-      auto layout = ops::make_block_layout(config("dense", 64, causal), L, L);
-      Tensor kp = padded ? key_padding : Tensor();
-      auto want = forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return ops::attention(q, k, v, {kp, causal});
-      });
-      auto got = forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return ops::block_sparse_attention(q, k, v, *layout, kp);
-      });
-      const char* names[] = {"output", "dq", "dk", "dv"};
-      for (size_t i = 0; i < got.size(); ++i)
-        EXPECT_LE(max_rel_error(got[i], want[i]), 1e-5)
-            << names[i] << " (causal " << causal << ", padded " << padded << ")";
+  ScheduleGuard guard;
+  for (auto schedule : {ops::cpu::BackwardSchedule::kPerHead, ops::cpu::BackwardSchedule::kSplit}) {
+    ops::cpu::set_backward_schedule(schedule);
+    const int64_t B = 2, L = 300, H = 4, D = 32;
+    Qkv x = random_qkv(B, L, H, D, 1);
+    Generator g(2);
+    Tensor w = Tensor::randn({B, L, H, D}, g);
+    std::vector<int64_t> pad(size_t(B * L), 0);
+    for (int64_t j = 250; j < L; ++j) pad[size_t(L + j)] = 1;  // batch 1 is 250 tokens long
+    Tensor key_padding = Tensor::from_vector(pad, {B, L});
+    for (bool causal : {false, true}) {
+      for (bool padded : {false, true}) {
+        auto layout = ops::make_block_layout(config("dense", 64, causal), L, L);
+        Tensor kp = padded ? key_padding : Tensor();
+        auto want = forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+          return ops::attention(q, k, v, {kp, causal});
+        });
+        auto got = forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+          return ops::block_sparse_attention(q, k, v, *layout, kp);
+        });
+        const char* names[] = {"output", "dq", "dk", "dv"};
+        for (size_t i = 0; i < got.size(); ++i)
+          EXPECT_LE(max_rel_error(got[i], want[i]), 1e-5) << names[i] << " (causal " << causal << ", padded "
+                                                            << padded << ", schedule " << int(schedule) << ")";
+      }
     }
   }
 }
 
+// The two backward schedules compute the same gradients (rounded differently) on a sparse
+// causal layout with padding and a ragged last block.
+TEST(BlockSparseAttention, PerHeadAndSplitSchedulesAgree) {
+  ScheduleGuard guard;
+  const int64_t B = 2, L = 330, H = 3, D = 16;
+  Qkv x = random_qkv(B, L, H, D, 8);
+  Generator g(9);
+  Tensor w = Tensor::randn({B, L, H, D}, g);
+  auto cfg = config("bigbird", 32, true);
+  cfg.window = 64, cfg.global_blocks = 1, cfg.random_blocks = 2, cfg.seed = 3;
+  auto layout = ops::make_block_layout(cfg, L, L);
+  std::vector<int64_t> pad(size_t(B * L), 0);
+  for (int64_t j = 300; j < L; ++j) pad[size_t(L + j)] = 1;
+  Tensor kp = Tensor::from_vector(pad, {B, L});
+  auto run = [&](ops::cpu::BackwardSchedule s) {
+    ops::cpu::set_backward_schedule(s);
+    return forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+      return ops::block_sparse_attention(q, k, v, *layout, kp);
+    });
+  };
+  auto per_head = run(ops::cpu::BackwardSchedule::kPerHead), split = run(ops::cpu::BackwardSchedule::kSplit);
+  EXPECT_EQ(per_head[0].to_vector<float>(), split[0].to_vector<float>());  // same forward
+  for (size_t i = 1; i < per_head.size(); ++i) EXPECT_LE(max_rel_error(per_head[i], split[i]), 1e-5) << i;
+}
+
+// Holds for each schedule; here B * H = 6 takes the per-head one for 1 and for 2 threads.
 TEST(BlockSparseAttention, SameResultForOneAndTwoThreads) {
   ThreadCountGuard guard;
   const int64_t B = 2, L = 520, H = 3, D = 32;

@@ -130,6 +130,7 @@ Tensor block_sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tens
   fill_strides(p.k_s, k);
   fill_strides(p.v_s, v);
   fill_strides(p.o_s, out);
+  p.backward_schedule = cpu::backward_schedule();
   if (dev == Device::cuda) {
 #ifdef WENSU_CUDA
     cuda::block_sparse_attention_forward(p, q, k, v, out, lse);

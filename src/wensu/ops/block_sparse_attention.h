@@ -23,6 +23,17 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& key_padding = Tensor(), double scale = 0.0);
 
 namespace cpu {
+// How the CPU backward divides its work (cpu/block_sparse_attention.cpp describes both):
+// kPerHead, one pass per (batch, head), five GEMMs per tile; kSplit, a dQ pass by query row
+// block and a dK/dV pass by key column block, seven GEMMs per tile but parallel within a head.
+// kAuto takes kPerHead when the B * H heads keep every thread busy (B * H a multiple of the
+// thread count, or at least four per thread), else kSplit. Each schedule is deterministic; the
+// two round differently (by about 1e-7 relative).
+enum class BackwardSchedule : int { kAuto, kPerHead, kSplit };
+// Process-wide override of kAuto (for tests and `wensu bench attention --schedule`).
+void set_backward_schedule(BackwardSchedule s);
+BackwardSchedule backward_schedule();
+
 struct BlockSparseAttentionParams {
   int64_t B, H, Lq, Lk, D, Dv;
   double scale;
@@ -39,6 +50,7 @@ struct BlockSparseAttentionParams {
   // Element strides ([B, L, H]; the last dim is contiguous) of q, k, v, the output o and the
   // output gradient dO (backward only).
   int64_t q_s[3], k_s[3], v_s[3], o_s[3], do_s[3];
+  BackwardSchedule backward_schedule = BackwardSchedule::kAuto;  // CPU backward only
 };
 
 // out [B, Lq, H, Dv] (strides o_s) and lse [B, H, Lq] contiguous, both fully written; lse has the

@@ -9,9 +9,13 @@
 // Backward, with P = exp(S - LSE) recomputed tile by tile and Delta_i = rowsum(dO_i * O_i)
 // (= sum_j P_ij dP_ij, which is what the softmax Jacobian needs):
 //   dP = dO V^T,  dS = P * (dP - Delta),  dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO.
-// It runs as two passes so that every task owns the rows it writes (no atomics, and the result
-// does not depend on the thread count): dQ by query row block over the CSR list, dK and dV by
-// key column block over the CSC list of the row blocks that attend to it.
+// Every task owns the rows it writes (no atomics; a schedule's result does not depend on the
+// thread count), in one of two schedules (BackwardSchedule):
+// - per head: a task is one (b, h) and walks the CSR list once, recomputing each tile once and
+//   running five GEMMs on it (S, dP, dQ += dS K, dK += dS^T Q, dV += P^T dO);
+// - split: a dQ pass by query row block over the CSR list, then a dK/dV pass by key column block
+//   over the CSC list; each recomputes S and dP, so seven GEMMs per tile, but the row blocks of
+//   one head run in parallel, which is what a batch of fewer heads than threads needs.
 //
 // Tiles: consecutive nonzero blocks (most of a window or a dense layout) are merged into one
 // "run" of up to kRunTokens tokens, so each GEMM is [block x run] rather than [block x block]:
@@ -20,16 +24,26 @@
 // Parallel over (b, h, block) tasks with a dynamic schedule (rows of global blocks are long);
 // the GEMMs run single-threaded inside the parallel region.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "wensu/core/parallel.h"
 #include "wensu/ops/block_sparse_attention.h"
 #include "wensu/ops/cpu/blas.h"
 #include "wensu/ops/cpu/loops.h"
 #include "wensu/ops/cpu/vec_math.h"
 
 namespace wensu::ops::cpu {
+
+namespace {
+std::atomic<int> g_backward_schedule{int(BackwardSchedule::kAuto)};
+}  // namespace
+
+void set_backward_schedule(BackwardSchedule s) { g_backward_schedule = int(s); }
+BackwardSchedule backward_schedule() { return BackwardSchedule(g_backward_schedule.load()); }
+
 namespace {
 
 using Params = BlockSparseAttentionParams;
@@ -104,6 +118,30 @@ inline void probs_and_dscores(T* s, T* dp, int64_t n, int64_t c, const int64_t* 
   zero(s + c, n - c);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) dp[j] = s[j] * (dp[j] - delta);
+}
+
+// The tile of query rows [i0, i0 + m) (Q, dO, LSE L and Delta Dl at row i0) against keys
+// [j0, j0 + n) (K, V at key j0): S becomes P = exp(scale Q K^T - LSE) and dP becomes
+// dS = P * (dO V^T - Delta), both [m x n] with leading dimension ld.
+template <typename T>
+inline void recompute_tile(const Params& p, const T* Q, const T* dO, const T* K, const T* V, int64_t m, int64_t n,
+                           int64_t ld, int64_t i0, int64_t j0, const int64_t* pad, const T* L, const T* Dl, T* S,
+                           T* dP) {
+  gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K, p.k_s[1], T(0), S, ld);
+  gemm(false, true, m, n, p.Dv, T(1), dO, p.do_s[1], V, p.v_s[1], T(0), dP, ld);
+  for (int64_t r = 0; r < m; ++r)
+    probs_and_dscores(S + r * ld, dP + r * ld, n, visible_cols(p, i0 + r, j0, n), pad, L[r], Dl[r]);
+}
+
+// BackwardSchedule::kAuto: per head when the heads alone balance the threads.
+inline bool per_head_schedule(const Params& p) {
+  switch (p.backward_schedule) {
+    case BackwardSchedule::kPerHead: return true;
+    case BackwardSchedule::kSplit: return false;
+    case BackwardSchedule::kAuto: break;
+  }
+  const int64_t threads = num_threads(), heads = p.B * p.H;
+  return heads % threads == 0 || heads >= 4 * threads;
 }
 
 template <typename T>
@@ -193,8 +231,45 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
     }
   }
 
-  const int64_t nrb = p.n_row_blocks, ncb = p.n_col_blocks;
-  const int64_t tasks_q = p.B * p.H * nrb, tasks_kv = p.B * p.H * ncb;
+  const int64_t nrb = p.n_row_blocks, ncb = p.n_col_blocks, heads = p.B * p.H;
+  if (per_head_schedule(p)) {
+#pragma omp parallel if (worth_parallel(p, heads))
+    {
+      std::vector<T> S(static_cast<size_t>(bs * W)), dP(static_cast<size_t>(bs * W));
+#pragma omp for schedule(dynamic)
+      for (int64_t bh = 0; bh < heads; ++bh) {
+        const int64_t b = bh / p.H, h = bh % p.H;
+        const T* K = k + b * p.k_s[0] + h * p.k_s[2];
+        const T* V = v + b * p.v_s[0] + h * p.v_s[2];
+        const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
+        T* dK = dk + b * dk_s0 + h * p.D;
+        T* dV = dv + b * dv_s0 + h * p.Dv;
+        for (int64_t j = 0; j < p.Lk; ++j) {
+          zero(dK + j * dk_s1, p.D);
+          zero(dV + j * dv_s1, p.Dv);
+        }
+        for (int64_t rb = 0; rb < nrb; ++rb) {
+          const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
+          const T* Q = q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1];
+          const T* dO = dout + b * p.do_s[0] + h * p.do_s[2] + i0 * p.do_s[1];
+          const T* L = lse + bh * p.Lq + i0;
+          const T* Dl = delta.data() + bh * p.Lq + i0;
+          T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
+          for (int64_t r = 0; r < m; ++r) zero(dQ + r * dq_s1, p.D);
+          for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
+            recompute_tile(p, Q, dO, K + j0 * p.k_s[1], V + j0 * p.v_s[1], m, n, W, i0, j0, pad ? pad + j0 : nullptr,
+                           L, Dl, S.data(), dP.data());
+            gemm(false, false, m, p.D, n, T(p.scale), dP.data(), W, K + j0 * p.k_s[1], p.k_s[1], T(1), dQ, dq_s1);
+            gemm(true, false, n, p.Dv, m, T(1), S.data(), W, dO, p.do_s[1], T(1), dV + j0 * dv_s1, dv_s1);
+            gemm(true, false, n, p.D, m, T(p.scale), dP.data(), W, Q, p.q_s[1], T(1), dK + j0 * dk_s1, dk_s1);
+          });
+        }
+      }
+    }
+    return;
+  }
+
+  const int64_t tasks_q = heads * nrb, tasks_kv = heads * ncb;
   const bool par = worth_parallel(p, std::min(tasks_q, tasks_kv));
 #pragma omp parallel if (par)
   {
@@ -215,11 +290,8 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
       T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
       for (int64_t r = 0; r < m; ++r) zero(dQ + r * dq_s1, p.D);
       for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
-        gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K + j0 * p.k_s[1], p.k_s[1], T(0), S.data(), W);
-        gemm(false, true, m, n, p.Dv, T(1), dO, p.do_s[1], V + j0 * p.v_s[1], p.v_s[1], T(0), dP.data(), W);
-        for (int64_t r = 0; r < m; ++r)
-          probs_and_dscores(S.data() + r * W, dP.data() + r * W, n, visible_cols(p, i0 + r, j0, n),
-                            pad ? pad + j0 : nullptr, L[r], Dl[r]);
+        recompute_tile(p, Q, dO, K + j0 * p.k_s[1], V + j0 * p.v_s[1], m, n, W, i0, j0, pad ? pad + j0 : nullptr, L,
+                       Dl, S.data(), dP.data());
         gemm(false, false, m, p.D, n, T(p.scale), dP.data(), W, K + j0 * p.k_s[1], p.k_s[1], T(1), dQ, dq_s1);
       });
     }

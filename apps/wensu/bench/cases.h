@@ -1,0 +1,10 @@
+// The `wensu bench` cases, one file each in apps/wensu/bench/.
+#pragma once
+#include "commands.h"
+
+namespace wensu::app::bench {
+
+int bench_layer(const Args& args);      // layer.cpp
+int bench_attention(const Args& args);  // attention.cpp
+
+}  // namespace wensu::app::bench
