@@ -41,6 +41,8 @@ double gelu_tanh_ref(double x) {
   return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
 }
 double silu_ref(double x) { return x / (1.0 + std::exp(-x)); }
+double sigmoid_ref(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double softplus_ref(double x) { return std::log1p(std::exp(x)); }
 
 }  // namespace
 
@@ -62,6 +64,15 @@ std::vector<OpCase> unary_cases() {
                           gelu_tanh_ref, [](Generator& g) { return uniform(g, {3, 5}, -4.0, 4.0); }));
   cs.push_back(unary_case("silu", "plain", [](const Tensor& x) { return ops::silu(x); }, silu_ref,
                           [](Generator& g) { return uniform(g, {3, 5}, -5.0, 5.0); }));
+  cs.push_back(unary_case("sigmoid", "plain", [](const Tensor& x) { return ops::sigmoid(x); }, sigmoid_ref,
+                          [](Generator& g) { return uniform(g, {3, 5}, -6.0, 6.0); }));
+  cs.push_back(unary_case("softplus", "plain", [](const Tensor& x) { return ops::softplus(x); }, softplus_ref,
+                          [](Generator& g) { return uniform(g, {3, 5}, -6.0, 6.0); }));
+  // Far tails: softplus(-30) ~ 9e-14 must keep its relative precision.
+  cs.push_back(unary_case("softplus", "tails", [](const Tensor& x) { return ops::softplus(x); }, softplus_ref,
+                          [](Generator& g) { return uniform(g, {2, 4}, -30.0, 30.0); }));
+  cs.push_back(unary_case("erf", "plain", [](const Tensor& x) { return ops::erf(x); },
+                          [](double v) { return std::erf(v); }, [](Generator& g) { return uniform(g, {3, 5}, -3.0, 3.0); }));
   // A transposed view goes straight into the strided kernel (forward and backward).
   cs.push_back({"gelu", "transposed_input", [](Generator& g) { return Tensors{randn(g, {5, 3})}; },
                 [](const Tensors& x) { return ops::gelu(x[0].transpose(0, 1)); },

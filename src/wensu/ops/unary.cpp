@@ -14,11 +14,14 @@ bool unary_saves_output(UnaryOp op) {
     case UnaryOp::sqrt:  // d sqrt(x) = 1 / (2 y)
     case UnaryOp::tanh:  // d tanh(x) = 1 - y^2
     case UnaryOp::relu:  // d relu(x) = [y > 0], same as [x > 0]
+    case UnaryOp::sigmoid:  // d sigmoid(x) = y (1 - y)
       return true;
     case UnaryOp::log:        // d log(x) = 1 / x
     case UnaryOp::gelu:       // the derivatives below need x itself
     case UnaryOp::gelu_tanh:
     case UnaryOp::silu:
+    case UnaryOp::softplus:  // d softplus(x) = sigmoid(x)
+    case UnaryOp::erf:       // d erf(x) = 2/sqrt(pi) e^{-x^2}
       return false;
   }
   return false;
@@ -67,5 +70,8 @@ Tensor relu(const Tensor& x) { return unary(UnaryOp::relu, x, "relu"); }
 Tensor gelu(const Tensor& x) { return unary(UnaryOp::gelu, x, "gelu"); }
 Tensor gelu_tanh(const Tensor& x) { return unary(UnaryOp::gelu_tanh, x, "gelu_tanh"); }
 Tensor silu(const Tensor& x) { return unary(UnaryOp::silu, x, "silu"); }
+Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::sigmoid, x, "sigmoid"); }
+Tensor softplus(const Tensor& x) { return unary(UnaryOp::softplus, x, "softplus"); }
+Tensor erf(const Tensor& x) { return unary(UnaryOp::erf, x, "erf"); }
 
 }  // namespace wensu::ops

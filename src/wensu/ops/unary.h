@@ -6,7 +6,7 @@
 
 namespace wensu::ops {
 
-enum class UnaryOp { exp, log, sqrt, tanh, relu, gelu, gelu_tanh, silu };
+enum class UnaryOp { exp, log, sqrt, tanh, relu, gelu, gelu_tanh, silu, sigmoid, softplus, erf };
 
 Tensor exp(const Tensor& x);   // [...] -> [...]
 Tensor log(const Tensor& x);   // natural log; x > 0
@@ -19,7 +19,10 @@ Tensor gelu(const Tensor& x);
 // The tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's "gelu_new",
 // F.gelu(approximate="tanh").
 Tensor gelu_tanh(const Tensor& x);
-Tensor silu(const Tensor& x);  // x * sigmoid(x) (swish)
+Tensor silu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);   // 1 / (1 + e^-x)
+Tensor softplus(const Tensor& x);  // log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|)
+Tensor erf(const Tensor& x);       // the error function (normal CDF: (1 + erf(x / sqrt 2)) / 2)  // x * sigmoid(x) (swish)
 
 // True when the backward of `op` needs the forward output (else it needs the input).
 bool unary_saves_output(UnaryOp op);

@@ -131,6 +131,27 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& out) {
 #pragma omp simd
           for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (T(1) + e[i]);
         });
+      // 1 / (1 + e^-x): e^-x = inf for very negative x gives the limit 0.
+      case UnaryOp::sigmoid:
+        return map1_chunked<T>(x, out, [](const T* a, T* y, int64_t n) {
+          T e[vec::kChunk];
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) e[i] = -a[i];
+          vec::exp(e, e, n);
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + e[i]);
+        });
+      // max(x, 0) + log1p(e^-|x|): no overflow for large x, full precision (log1p) for very
+      // negative x where the result is about e^x.
+      case UnaryOp::softplus:
+        return map1_chunked<T>(x, out, [](const T* a, T* y, int64_t n) {
+          T e[vec::kChunk];
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) e[i] = -std::abs(a[i]);
+          vec::exp(e, e, n);
+          for (int64_t i = 0; i < n; ++i) y[i] = (a[i] > T(0) ? a[i] : T(0)) + std::log1p(e[i]);
+        });
+      case UnaryOp::erf: return map1_chunked<T>(x, out, [](const T* a, T* y, int64_t n) { vec::erf(a, y, n); });
     }
   });
 }
@@ -192,6 +213,28 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& saved, const Tens
             const T s = T(1) / (T(1) + e[i]);
             d[i] = gv[i] * s * (T(1) + x[i] * (T(1) - s));
           }
+        });
+      // y = sigmoid(x): dy/dx = y (1 - y).
+      case UnaryOp::sigmoid: return map2<T>(g, saved, grad_in, [](T gv, T y) { return gv * y * (T(1) - y); });
+      // y = log(1 + e^x): dy/dx = e^x / (1 + e^x) = sigmoid(x).
+      case UnaryOp::softplus:
+        return map2_chunked<T>(g, saved, grad_in, [](const T* gv, const T* x, T* d, int64_t n) {
+          T e[vec::kChunk];
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) e[i] = -x[i];
+          vec::exp(e, e, n);
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) d[i] = gv[i] / (T(1) + e[i]);
+        });
+      // y = erf(x): dy/dx = 2/sqrt(pi) e^{-x^2}.
+      case UnaryOp::erf:
+        return map2_chunked<T>(g, saved, grad_in, [](const T* gv, const T* x, T* d, int64_t n) {
+          T e[vec::kChunk];
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) e[i] = -x[i] * x[i];
+          vec::exp(e, e, n);
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) d[i] = gv[i] * T(2) * std::numbers::inv_sqrtpi_v<T> * e[i];
         });
     }
   });
