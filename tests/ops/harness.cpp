@@ -9,7 +9,7 @@ std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto family : {shape_cases, binary_cases, reduce_cases, matmul_cases, unary_cases, softmax_cases,
                       loss_cases, norm_cases, indexing_cases, dropout_cases, rope_cases, attention_cases,
-                      block_sparse_attention_cases}) {
+                      block_sparse_attention_cases, moe_cases}) {
     auto cs = family();
     all.insert(all.end(), cs.begin(), cs.end());
   }

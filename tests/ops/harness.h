@@ -50,6 +50,7 @@ std::vector<OpCase> dropout_cases();
 std::vector<OpCase> rope_cases();
 std::vector<OpCase> attention_cases();
 std::vector<OpCase> block_sparse_attention_cases();
+std::vector<OpCase> moe_cases();
 std::vector<OpCase> all_cases();
 
 // Helpers for writing cases and references.

@@ -37,6 +37,9 @@ const std::vector<OpInfo>& op_table() {
       {"relu", true, "unary.h"},
       {"gelu", true, "unary.h"},
       {"gelu_tanh", true, "unary.h"},
+      {"sigmoid", true, "unary.h"},
+      {"softplus", true, "unary.h"},
+      {"erf", true, "unary.h"},
       {"silu", true, "unary.h"},
       // softmax.h
       {"softmax", true, "softmax.h"},
@@ -60,6 +63,12 @@ const std::vector<OpInfo>& op_table() {
       {"attention", true, "attention.h"},
       // block_sparse_attention.h
       {"block_sparse_attention", true, "block_sparse_attention.h"},
+      // moe.h (moe_routing builds index tables, no gradient)
+      {"moe_routing", false, "moe.h"},
+      {"moe_permute", true, "moe.h"},
+      {"moe_combine", true, "moe.h"},
+      {"grouped_matmul", true, "moe.h"},
+      {"topk", true, "moe.h"},
   };
   return table;
 }
