@@ -19,10 +19,30 @@ struct AttentionConfig {
   ops::BlockLayoutConfig sparse;
 };
 
+// Mixture of experts (nn/moe.h), used when ffn.kind = "moe". Each expert is the network
+// `expert` with hidden size ffn.d_ff and activation ffn.activation.
+struct MoeConfig {
+  int64_t num_experts = 8;
+  int64_t top_k = 2;
+  // naive: softmax over the top-k router logits (FastMoE's NaiveGate); noisy: Shazeer et al.
+  // 2017's noisy top-k; gshard: top-2 with random second-expert routing (Lepikhin et al. 2020);
+  // switch: top-1 with input jitter (Fedus et al. 2021).
+  std::string gate = "naive";
+  // Per routing call (one rank's tokens, GShard's "group"): each expert keeps at most
+  // ceil(capacity_factor * tokens * top_k / num_experts) rows; 0 = dropless.
+  double capacity_factor = 0.0;
+  std::string expert = "ffn";         // ffn (fc2(act(fc1 x))) or glu (down(act(gate x) * up x))
+  double balance_loss_weight = 0.01;  // weight of the gate's load-balancing loss in aux_loss()
+  double z_loss_weight = 0.0;         // router z-loss, mean(logsumexp(logits)^2) (Zoph et al. 2022)
+  double jitter = 0.0;                // switch: router input times U(1 - jitter, 1 + jitter) in training
+  bool random_second = true;          // gshard: keep the second expert with probability min(1, 2 g2)
+};
+
 struct FeedForwardConfig {
-  std::string kind = "dense";       // "dense" (mixture-of-experts arrives with issue 4)
+  std::string kind = "dense";       // dense | glu | moe
   int64_t d_ff = 2048;
   std::string activation = "gelu";  // gelu (erf), gelu_tanh, relu, silu
+  MoeConfig moe;                    // kind = moe only
 };
 
 struct TransformerConfig {
@@ -40,8 +60,12 @@ struct TransformerConfig {
   void validate() const;  // throws wensu::Error naming the bad field
 };
 
+void validate_moe(const MoeConfig& m);  // throws wensu::Error naming the bad field
+
 void to_json(nlohmann::json& j, const AttentionConfig& c);
 void from_json(const nlohmann::json& j, AttentionConfig& c);
+void to_json(nlohmann::json& j, const MoeConfig& c);
+void from_json(const nlohmann::json& j, MoeConfig& c);
 void to_json(nlohmann::json& j, const FeedForwardConfig& c);
 void from_json(const nlohmann::json& j, FeedForwardConfig& c);
 void to_json(nlohmann::json& j, const TransformerConfig& c);

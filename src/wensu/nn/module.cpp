@@ -42,6 +42,20 @@ void Module::zero_grad() {
   for (auto& [n, p] : named_parameters()) p.zero_grad();
 }
 
+void Module::convert_(DType dtype) {
+  for (auto& [name, p] : named_parameters()) {
+    if (p.dtype() == dtype) continue;
+    Tensor c = p.detach().to(dtype).contiguous();
+    TensorImpl& impl = p.impl();
+    impl.storage = c.impl().storage;
+    impl.offset = c.offset();
+    impl.shape = c.shape();
+    impl.strides = c.strides();
+    impl.dtype = dtype;
+    impl.grad.reset();
+  }
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, m] : children_) m->train(on);

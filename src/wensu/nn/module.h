@@ -25,6 +25,9 @@ class Module {
   Tensor parameter(const std::string& name) const;  // throws if absent
   int64_t num_parameters() const;
   void zero_grad();
+  // Converts every parameter to `dtype` in place (the module's own tensor handles see the new
+  // values; gradients are dropped). For float64 reference runs and low-precision copies.
+  void convert_(DType dtype);
 
   // Training mode switches dropout on; eval mode off. Applies to the whole subtree.
   void train(bool on = true);

@@ -1,5 +1,6 @@
 #include "wensu/nn/transformer.h"
 
+#include "wensu/nn/moe.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/unary.h"
 
@@ -11,23 +12,37 @@ FeedForward::FeedForward(int64_t d_model, const FeedForwardConfig& cfg, bool bia
   fc2 = register_module("fc2", std::make_shared<Linear>(cfg.d_ff, d_model, bias, gen));
 }
 
+Tensor apply_activation(const std::string& name, const Tensor& x) {
+  if (name == "gelu") return ops::gelu(x);
+  if (name == "gelu_tanh") return ops::gelu_tanh(x);
+  if (name == "relu") return ops::relu(x);
+  WENSU_CHECK(name == "silu", "activation '", name, "' unknown (gelu, gelu_tanh, relu, silu)");
+  return ops::silu(x);
+}
+
 Tensor FeedForward::forward(const Tensor& x) {
-  Tensor h = fc1->forward(x);  // [..., d_ff]
-  if (activation_ == "gelu")
-    h = ops::gelu(h);
-  else if (activation_ == "gelu_tanh")
-    h = ops::gelu_tanh(h);
-  else if (activation_ == "relu")
-    h = ops::relu(h);
-  else
-    h = ops::silu(h);
-  return fc2->forward(h);  // [..., d_model]
+  Tensor h = apply_activation(activation_, fc1->forward(x));  // [..., d_ff]
+  return fc2->forward(h);                                      // [..., d_model]
+}
+
+GluFeedForward::GluFeedForward(int64_t d_model, const FeedForwardConfig& cfg, bool bias, Generator& gen)
+    : activation_(cfg.activation) {
+  gate_proj = register_module("gate_proj", std::make_shared<Linear>(d_model, cfg.d_ff, bias, gen));
+  up_proj = register_module("up_proj", std::make_shared<Linear>(d_model, cfg.d_ff, bias, gen));
+  down_proj = register_module("down_proj", std::make_shared<Linear>(cfg.d_ff, d_model, bias, gen));
+}
+
+Tensor GluFeedForward::forward(const Tensor& x) {
+  Tensor h = ops::mul(apply_activation(activation_, gate_proj->forward(x)), up_proj->forward(x));  // [..., d_ff]
+  return down_proj->forward(h);                                                                     // [..., d_model]
 }
 
 std::shared_ptr<FeedForwardBlock> make_feed_forward(int64_t d_model, const FeedForwardConfig& cfg, bool bias,
-                                                    Generator& gen) {
+                                                    Generator& gen, const dist::ParallelGroups* groups) {
   if (cfg.kind == "dense") return std::make_shared<FeedForward>(d_model, cfg, bias, gen);
-  throw Error("ffn kind '" + cfg.kind + "' is not available in this build (available: dense)");
+  if (cfg.kind == "glu") return std::make_shared<GluFeedForward>(d_model, cfg, bias, gen);
+  if (cfg.kind == "moe") return std::make_shared<MoE>(d_model, cfg, bias, gen, groups);
+  throw Error("ffn kind '" + cfg.kind + "' unknown (dense, glu, moe)");
 }
 
 std::shared_ptr<Module> make_norm(const TransformerConfig& cfg) {
@@ -40,13 +55,13 @@ Tensor apply_norm(const Module& norm, const Tensor& x) {
   return static_cast<const RMSNorm&>(norm).forward(x);
 }
 
-TransformerLayer::TransformerLayer(const TransformerConfig& cfg, Generator& gen) {
+TransformerLayer::TransformerLayer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups) {
   cfg.validate();
   ln1 = register_module("ln1", make_norm(cfg));
   attn = register_module("attn", std::make_shared<MultiHeadAttention>(cfg.d_model, cfg.n_heads, cfg.attention,
                                                                       cfg.bias, gen));
   ln2 = register_module("ln2", make_norm(cfg));
-  ffn = register_module("ffn", make_feed_forward(cfg.d_model, cfg.ffn, cfg.bias, gen));
+  ffn = register_module("ffn", make_feed_forward(cfg.d_model, cfg.ffn, cfg.bias, gen, groups));
   drop_ = register_module("dropout", std::make_shared<Dropout>(cfg.dropout));
 }
 
@@ -57,10 +72,11 @@ Tensor TransformerLayer::forward(const Tensor& x, const Tensor& key_padding) {
   return h + drop_->forward(ffn->forward(norm(ln2, h)));                    // [B, L, D]
 }
 
-Transformer::Transformer(const TransformerConfig& cfg, Generator& gen) : cfg_(cfg) {
+Transformer::Transformer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups) : cfg_(cfg) {
   cfg.validate();
   for (int64_t i = 0; i < cfg.n_layers; ++i)
-    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerLayer>(cfg, gen)));
+    layers.push_back(
+        register_module("layers." + std::to_string(i), std::make_shared<TransformerLayer>(cfg, gen, groups)));
   if (cfg.final_norm) final_norm = register_module("final_norm", make_norm(cfg));
 }
 
@@ -68,6 +84,15 @@ Tensor Transformer::forward(const Tensor& x, const Tensor& key_padding) {
   Tensor h = x;
   for (auto& layer : layers) h = layer->forward(h, key_padding);  // [B, L, D]
   return final_norm ? apply_norm(*final_norm, h) : h;
+}
+
+Tensor Transformer::aux_loss() const {
+  Tensor total;
+  for (auto& layer : layers) {
+    Tensor a = layer->ffn->aux_loss();
+    if (a.defined()) total = total.defined() ? ops::add(total, a) : a;
+  }
+  return total;
 }
 
 }  // namespace wensu::nn

@@ -8,6 +8,10 @@
 #include "wensu/nn/config.h"
 #include "wensu/nn/layers.h"
 
+namespace wensu::dist {
+struct ParallelGroups;
+}
+
 namespace wensu::nn {
 
 class FeedForwardBlock : public Module {
@@ -16,6 +20,9 @@ class FeedForwardBlock : public Module {
   // Extra loss terms the block wants added to the objective (MoE load balancing); none here.
   virtual Tensor aux_loss() const { return Tensor(); }
 };
+
+// gelu, gelu_tanh, relu or silu of x, by the config's name.
+Tensor apply_activation(const std::string& name, const Tensor& x);
 
 // fc2(act(fc1(x))): d_model -> d_ff -> d_model.
 class FeedForward : public FeedForwardBlock {
@@ -28,13 +35,26 @@ class FeedForward : public FeedForwardBlock {
   std::string activation_;
 };
 
+// down_proj(act(gate_proj(x)) * up_proj(x)): the gated FFN of Shazeer 2020 ("GLU variants";
+// SwiGLU with silu), d_model -> d_ff -> d_model.
+class GluFeedForward : public FeedForwardBlock {
+ public:
+  GluFeedForward(int64_t d_model, const FeedForwardConfig& cfg, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
+
+ private:
+  std::string activation_;
+};
+
+// dense (FeedForward), glu (GluFeedForward) or moe (nn/moe.h; groups as MoE takes them).
 std::shared_ptr<FeedForwardBlock> make_feed_forward(int64_t d_model, const FeedForwardConfig& cfg, bool bias,
-                                                    Generator& gen);
+                                                    Generator& gen, const dist::ParallelGroups* groups = nullptr);
 
 // Pre-LN: h = x + drop(attn(norm1(x))); y = h + drop(ffn(norm2(h))).
 class TransformerLayer : public Module {
  public:
-  TransformerLayer(const TransformerConfig& cfg, Generator& gen);
+  TransformerLayer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups = nullptr);
   Tensor forward(const Tensor& x, const Tensor& key_padding = Tensor());  // [B, L, D] -> [B, L, D]
 
   std::shared_ptr<Module> ln1, ln2;  // LayerNorm or RMSNorm
@@ -49,8 +69,11 @@ class TransformerLayer : public Module {
 // layers.0 ... layers.{n-1}, then final_norm (when configured).
 class Transformer : public Module {
  public:
-  Transformer(const TransformerConfig& cfg, Generator& gen);
+  // groups: expert/data-parallel groups for MoE layers (null: one process).
+  Transformer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups = nullptr);
   Tensor forward(const Tensor& x, const Tensor& key_padding = Tensor());  // [B, L, D] -> [B, L, D]
+  // Sum of the layers' FeedForwardBlock::aux_loss() after a forward (undefined when none has one).
+  Tensor aux_loss() const;
   const TransformerConfig& config() const { return cfg_; }
 
   std::vector<std::shared_ptr<TransformerLayer>> layers;
