@@ -16,7 +16,9 @@ PACK=.gpu-pack
 
 pack() {
   set -e
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DWENSU_CUDA=ON >/dev/null
+  # The architectures are passed explicitly: an older build-gpu/ cache may hold nvcc's default.
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DWENSU_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" >/dev/null
   cmake --build build-gpu -j "$(nproc)" --target wensu wensu_tests
   rm -rf "$PACK" && mkdir -p "$PACK/bin" "$PACK/lib" "$PACK/data"
   cp build-gpu/wensu build-gpu/tests/wensu_tests "$PACK/bin/"
@@ -45,7 +47,20 @@ run() {
   rows+=("cuda tests (rc $?)|$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$log/cuda-tests.txt" | tr '\n' ' ')")
   "$PACK/bin/wensu_tests" --gtest_brief=1 >"$log/all-tests.txt" 2>&1
   rows+=("all tests (rc $?)|$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$log/all-tests.txt" | tr '\n' ' ')")
-  "$PACK/bin/wensu" bench layer --threads "$(nproc)" --repeats 3 --torch-python "$(command -v python3 || true)" >"$log/bench-layer.jsonl" 2>"$log/bench-layer.err"
+  local py
+  py=$(command -v python3 || true)
+  # Block-sparse attention on the GPU (BigBird layout of the CPU figures) against PyTorch's dense
+  # SDPA on the same GPU: forward+backward at 8k and 32k, float32 and bfloat16.
+  for seq in 8192 32768; do
+    for dt in f32 bf16; do
+      "$PACK/bin/wensu" bench attention --device cuda --dtype "$dt" --seq "$seq" --layout bigbird --block 64 \
+        --heads 8 --head-dim 64 --window 512 --global 2 --random 3 --backward --repeats 5 \
+        --torch-python "$py" --torch-script scripts/bench/torch_attention.py \
+        >>"$log/bench-attention.jsonl" 2>>"$log/bench-attention.err"
+      rows+=("attention $seq $dt (rc $?)|$(tail -1 "$log/bench-attention.jsonl" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("%.2f ms, %.1f TFLOP/s, torch dense %s ms, x%s" % (d["ms"], d["gflops"]/1e3, d["torch_dense_ms"], d["speedup_vs_torch_dense"]))' 2>/dev/null)")
+    done
+  done
+  "$PACK/bin/wensu" bench layer --threads "$(nproc)" --repeats 3 --torch-python "$py" >"$log/bench-layer.jsonl" 2>"$log/bench-layer.err"
   rows+=("bench layer cpu (rc $?)|$(tail -1 "$log/bench-layer.jsonl")")
   echo
   echo "== gpu-check summary (logs in $log) =="

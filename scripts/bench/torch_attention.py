@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--mode", choices=["fwd", "fwdbwd"], default="fwd")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     args = ap.parse_args()
     if args.repeats < 1 or args.threads < 1:
         ap.error("--repeats and --threads must be at least 1")
@@ -37,8 +39,11 @@ def main():
     torch.manual_seed(0)
     shape = (args.batch, args.heads, args.seq, args.head_dim)  # [B, H, L, D]
     backward = args.mode == "fwdbwd"
-    q, k, v = (torch.randn(shape, requires_grad=backward) for _ in range(3))
-    g = torch.randn(shape)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    make = lambda: torch.randn(shape, device=args.device, dtype=dtype)
+    q, k, v = (make().requires_grad_(backward) for _ in range(3))
+    g = make()
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     def step():
         if backward:
@@ -48,6 +53,7 @@ def main():
         else:
             with torch.inference_mode():
                 F.scaled_dot_product_attention(q, k, v, is_causal=args.causal)
+        sync()
 
     for _ in range(args.warmup):
         step()

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/allocator.h"
+#include "wensu/core/device.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/parallel.h"
 #include "wensu/ops/block_layout.h"
@@ -28,7 +29,7 @@ int bench_attention(const Args& args) {
   lc.global_blocks = 2;
   lc.random_blocks = 3;
   bool backward = false, causal = false;
-  std::string schedule = "auto";
+  std::string schedule = "auto", device = "cpu", dtype = "f32";
   int threads = 0, warmup = 1, repeats = 3;
   std::string python = default_python(), script = "scripts/bench/torch_attention.py";
   po::options_description desc(
@@ -53,6 +54,8 @@ int bench_attention(const Args& args) {
       ("causal", po::bool_switch(&causal), "causal variant of the layout")
       ("backward", po::bool_switch(&backward), "time forward+backward")
       ("schedule", po::value(&schedule)->default_value(schedule), "CPU backward schedule: auto, per-head, split")
+      ("device", po::value(&device)->default_value(device), "cpu or cuda (GPU builds; the peer then runs on the GPU too)")
+      ("dtype", po::value(&dtype)->default_value(dtype), "f32, or bf16 (cuda only: bfloat16 with float32 accumulation)")
       ("threads", po::value(&threads)->default_value(threads), "CPU threads (0 = all cores)")
       ("warmup", po::value(&warmup)->default_value(warmup), "untimed iterations")
       ("repeats", po::value(&repeats)->default_value(repeats), "timed iterations")
@@ -65,11 +68,17 @@ int bench_attention(const Args& args) {
   ops::cpu::set_backward_schedule(schedule == "per-head" ? ops::cpu::BackwardSchedule::kPerHead
                                   : schedule == "split"  ? ops::cpu::BackwardSchedule::kSplit
                                                          : ops::cpu::BackwardSchedule::kAuto);
+  WENSU_CHECK(device == "cpu" || device == "cuda", "--device: expected cpu or cuda, got '", device, "'");
+  WENSU_CHECK(device != "cuda" || cuda_available(), "--device cuda: no usable GPU (or a build without -DWENSU_CUDA=ON)");
+  WENSU_CHECK(dtype == "f32" || (dtype == "bf16" && device == "cuda"), "--dtype: f32, or bf16 with --device cuda; got '",
+              dtype, "'");
+  const Device dev = device == "cuda" ? Device::cuda : Device::cpu;
+  const DType dt = dtype == "bf16" ? DType::bf16 : DType::f32;
   lc.causal = causal;
   auto layout = ops::make_block_layout(lc, L, L);
   Generator gen(0);
-  Tensor q = Tensor::randn({B, L, H, D}, gen), k = Tensor::randn({B, L, H, D}, gen), v = Tensor::randn({B, L, H, D}, gen);
-  Tensor w = Tensor::randn({B, L, H, D}, gen);
+  auto input = [&] { return Tensor::randn({B, L, H, D}, gen).to(dt).to(dev); };  // [B, L, H, D]
+  Tensor q = input(), k = input(), v = input(), w = input();
   if (backward)
     for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
   reset_peak_memory();
@@ -87,7 +96,7 @@ int bench_attention(const Args& args) {
     if (i >= warmup) times.push_back(ms);
   }
   const double t = median(times);
-  const double sgemm = sgemm_gflops();
+  const double sgemm = dev == Device::cpu ? sgemm_gflops() : 0.0;  // the CPU's rate; a GPU run reports TFLOP/s
   const double fwd_flops = double(layout->nnz()) * B * H * 4.0 * double(lc.block * lc.block) * D;
   const double flops = fwd_flops * (backward ? 3.5 : 1.0);
   struct rusage ru;
@@ -97,14 +106,16 @@ int bench_attention(const Args& args) {
                          {"threads", num_threads()}, {"nnz_blocks", layout->nnz()},
                          {"density", double(layout->nnz()) / double(layout->n_row_blocks * layout->n_col_blocks)},
                          {"ms", t}, {"min_ms", *std::min_element(times.begin(), times.end())},
-                         {"gflops", flops / (t * 1e6)}, {"sgemm_gflops", sgemm},
-                         {"fraction_of_sgemm", flops / (t * 1e6) / sgemm}, {"schedule", schedule},
+                         {"gflops", flops / (t * 1e6)}, {"device", device}, {"dtype", dtype},
+                         {"sgemm_gflops", dev == Device::cpu ? nlohmann::json(sgemm) : nlohmann::json()},
+                         {"fraction_of_sgemm", dev == Device::cpu ? nlohmann::json(flops / (t * 1e6) / sgemm) : nlohmann::json()},
+                         {"schedule", schedule},
                          {"peak_tensor_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)},
                          {"max_rss_mb", double(ru.ru_maxrss) / 1024.0}, {"gemm", gemm_library()}};
   std::ostringstream pa;
   pa << "--threads " << num_threads() << " --batch " << B << " --seq " << L << " --heads " << H << " --head-dim " << D
      << " --warmup " << warmup << " --repeats " << repeats << " --mode " << (backward ? "fwdbwd" : "fwd")
-     << (causal ? " --causal" : "");
+     << (causal ? " --causal" : "") << " --device " << device << " --dtype " << dtype;
   nlohmann::json torch = run_peer(python, script, pa.str());
   line["torch_dense_ms"] = torch.is_null() ? nlohmann::json() : torch.at("median_ms");
   line["speedup_vs_torch_dense"] = torch.is_null() ? nlohmann::json() : nlohmann::json(torch.at("median_ms").get<double>() / t);
