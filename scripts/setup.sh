@@ -13,6 +13,7 @@ PACKAGES=(
   gemmi-dev tao-pegtl-dev libstb-dev
   libgtest-dev
   libopenmpi-dev openmpi-bin
+  libplplot-dev plplot-driver-cairo
 )
 
 missing=()

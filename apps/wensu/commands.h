@@ -12,9 +12,12 @@ using Args = std::vector<std::string>;  // arguments after the subcommand name
 int cmd_ckpt(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_demo(const Args& args);
+int cmd_plot(const Args& args);
 
 // Parses args into the variables bound in `desc` (which must define --help). Returns false
 // after printing the help when --help was given: the command then exits 0.
-bool parse_options(const boost::program_options::options_description& desc, const Args& args);
+// With `positional`, bare arguments fill the options it names (e.g. input files).
+bool parse_options(const boost::program_options::options_description& desc, const Args& args,
+                   const boost::program_options::positional_options_description* positional = nullptr);
 
 }  // namespace wensu::app

@@ -24,7 +24,8 @@ struct Command {
 const Command kCommands[] = {
     {"demo", "train a tiny transformer on a toy task and save a checkpoint", wensu::app::cmd_demo},
     {"ckpt", "inspect checkpoints (wensu ckpt info FILE)", wensu::app::cmd_ckpt},
-    {"bench", "benchmarks: wensu bench layer", wensu::app::cmd_bench},
+    {"plot", "draw training curves from a run's metrics.jsonl (PNG, SVG, PDF)", wensu::app::cmd_plot},
+    {"bench", "benchmarks: wensu bench layer | attention | moe", wensu::app::cmd_bench},
 };
 
 void usage(std::FILE* out) {
@@ -48,10 +49,14 @@ void choose_openmp_spin(char** argv) {
 
 }  // namespace
 
-bool wensu::app::parse_options(const boost::program_options::options_description& desc, const Args& args) {
+bool wensu::app::parse_options(const boost::program_options::options_description& desc, const Args& args,
+                               const boost::program_options::positional_options_description* positional) {
   namespace po = boost::program_options;
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  po::command_line_parser parser(args);
+  parser.options(desc);
+  if (positional) parser.positional(*positional);
+  po::store(parser.run(), vm);
   if (vm.count("help")) {
     std::cout << desc << "\n";
     return false;

@@ -46,7 +46,8 @@ int lines(const std::string& s) {
 }  // namespace
 
 TEST_F(Cli, HelpOnEveryCommand) {
-  for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help", "bench layer --help"})
+  for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help",
+                          "bench layer --help", "bench attention --help", "bench moe --help", "plot --help"})
     EXPECT_EQ(run(cmd), 0) << cmd << ": " << err();
   EXPECT_EQ(run("frobnicate"), 2);
 }
