@@ -31,7 +31,8 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 
 "$VENV/bin/python" -m pip install -q --upgrade pip || die "pip upgrade failed in $VENV"
-"$VENV/bin/python" -m pip install -q torch numpy h5py || die "pip install torch numpy h5py failed in $VENV"
+"$VENV/bin/python" -m pip install -q torch numpy h5py fair-esm safetensors transformers ||
+  die "pip install torch numpy h5py fair-esm safetensors transformers failed in $VENV"
 "$VENV/bin/python" -c 'import torch, numpy, h5py' || die "torch/numpy/h5py do not import in $VENV"
 
 echo "Python environment ready: $VENV"

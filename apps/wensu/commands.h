@@ -10,6 +10,7 @@ namespace wensu::app {
 using Args = std::vector<std::string>;  // arguments after the subcommand name
 
 int cmd_ckpt(const Args& args);
+int cmd_convert(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_plot(const Args& args);

@@ -24,6 +24,7 @@ struct Command {
 const Command kCommands[] = {
     {"demo", "train a tiny transformer on a toy task and save a checkpoint", wensu::app::cmd_demo},
     {"ckpt", "inspect checkpoints (wensu ckpt info FILE)", wensu::app::cmd_ckpt},
+    {"convert", "convert reference weights to a checkpoint (wensu convert esm2 IN OUT)", wensu::app::cmd_convert},
     {"plot", "draw training curves from a run's metrics.jsonl (PNG, SVG, PDF)", wensu::app::cmd_plot},
     {"bench", "benchmarks: wensu bench layer | attention | moe", wensu::app::cmd_bench},
 };

@@ -47,7 +47,9 @@ int lines(const std::string& s) {
 
 TEST_F(Cli, HelpOnEveryCommand) {
   for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help",
-                          "bench layer --help", "bench attention --help", "bench moe --help", "plot --help"})
+                          "bench layer --help", "bench attention --help", "bench moe --help", "bench pretrain --help",
+                          "pretrain --help", "eval-ppl --help", "embed --help", "plot --help", "convert --help",
+                          "convert esm2 --help"})
     EXPECT_EQ(run(cmd), 0) << cmd << ": " << err();
   EXPECT_EQ(run("frobnicate"), 2);
 }
