@@ -12,6 +12,9 @@ using Args = std::vector<std::string>;  // arguments after the subcommand name
 int cmd_ckpt(const Args& args);
 int cmd_convert(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_pretrain(const Args& args);
+int cmd_eval_ppl(const Args& args);
+int cmd_embed(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_plot(const Args& args);
 

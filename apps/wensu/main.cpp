@@ -27,6 +27,9 @@ const Command kCommands[] = {
     {"convert", "convert reference weights to a checkpoint (wensu convert esm2 IN OUT)", wensu::app::cmd_convert},
     {"plot", "draw training curves from a run's metrics.jsonl (PNG, SVG, PDF)", wensu::app::cmd_plot},
     {"bench", "benchmarks: wensu bench layer | attention | moe", wensu::app::cmd_bench},
+    {"pretrain", "masked-LM pretraining of a protein language model on FASTA shards", wensu::app::cmd_pretrain},
+    {"eval-ppl", "masked-LM perplexity of a checkpoint on FASTA files", wensu::app::cmd_eval_ppl},
+    {"embed", "per-sequence / per-residue embeddings of FASTA files to HDF5", wensu::app::cmd_embed},
 };
 
 void usage(std::FILE* out) {

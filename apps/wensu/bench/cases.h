@@ -7,5 +7,6 @@ namespace wensu::app::bench {
 int bench_layer(const Args& args);      // layer.cpp
 int bench_attention(const Args& args);  // attention.cpp
 int bench_moe(const Args& args);        // moe.cpp
+int bench_pretrain(const Args& args);   // pretrain.cpp
 
 }  // namespace wensu::app::bench

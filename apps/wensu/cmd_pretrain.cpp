@@ -1,0 +1,124 @@
+// wensu pretrain: masked-LM pretraining of an ESM-2-style model on FASTA shards; the work is in
+// src/wensu/train/pretrain.cpp. Under mpirun it runs data (and expert) parallel.
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "wensu/core/check.h"
+#include "wensu/core/parallel.h"
+#include "wensu/dist/comm.h"
+#include "wensu/train/pretrain.h"
+
+namespace po = boost::program_options;
+
+namespace wensu::app {
+namespace {
+
+// True when an MPI launcher started this process (Open MPI, MPICH/PMI, PMIx).
+bool launched_by_mpirun() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+struct MpiScope {
+  bool on = launched_by_mpirun();
+  MpiScope() {
+    if (on) dist::init(nullptr, nullptr);
+  }
+  ~MpiScope() {
+    if (on) dist::finalize();
+  }
+};
+
+}  // namespace
+
+int cmd_pretrain(const Args& args) {
+  train::PretrainOptions opt;
+  std::string config, data, val;
+  int threads = 0;
+  bool quiet = false;
+  po::options_description desc(
+      "usage: wensu pretrain --config MODEL.json --data 'shards/*.fasta.gz' --out RUN/ [options]\n"
+      "       mpirun -np N wensu pretrain ...   (data parallel; MoE configs also expert parallel)\n\n"
+      "Masked-LM pretraining (ESM-2 recipe: 15% of residues, 80% <mask> / 10% random / 10% kept)\n"
+      "of the model in MODEL.json (e.g. data/configs/esm2_8m.json) on FASTA or gzipped FASTA\n"
+      "files. Writes RUN/metrics.jsonl (one JSON line per step: loss, ppl, lr, tokens/s; and\n"
+      "validation lines; plot it with `wensu plot`) and RUN/checkpoint.h5 every --ckpt-every\n"
+      "steps, at the end, and on Ctrl-C / SIGTERM. --resume continues exactly where the\n"
+      "checkpoint stopped (same losses as a run that never stopped).\n\noptions");
+  desc.add_options()("help,h", "show this help")
+      ("config", po::value(&config), "model config (JSON, models::Esm2Config)")
+      ("data", po::value(&data), "training FASTA files: globs, comma-separated")
+      ("val-data", po::value(&val), "validation FASTA files (perplexity every --val-every steps and at the end)")
+      ("out,o", po::value(&opt.out_dir)->default_value("wensu-pretrain"), "run folder")
+      ("resume", po::bool_switch(&opt.resume), "continue the run in --out from its checkpoint (its settings win)")
+      ("steps", po::value(&opt.steps)->default_value(opt.steps), "optimizer steps")
+      ("max-len", po::value(&opt.max_len)->default_value(opt.max_len), "tokens per sequence (longer ones are cropped at random)")
+      ("tokens-per-batch", po::value(&opt.tokens_per_batch)->default_value(opt.tokens_per_batch), "padded tokens per micro-batch over all ranks")
+      ("accumulate", po::value(&opt.accumulate)->default_value(opt.accumulate), "micro-batches per step")
+      ("lr", po::value(&opt.schedule.lr)->default_value(4e-4), "peak learning rate")
+      ("warmup", po::value(&opt.schedule.warmup_steps)->default_value(100), "warmup steps")
+      ("decay", po::value(&opt.schedule.decay)->default_value("cosine"), "cosine, linear or constant")
+      ("weight-decay", po::value(&opt.adamw.weight_decay)->default_value(0.01), "AdamW weight decay")
+      ("clip", po::value(&opt.clip_norm)->default_value(opt.clip_norm), "gradient norm clip (0 = off)")
+      ("seed", po::value(&opt.seed)->default_value(opt.seed), "seed of initialisation, shuffling and masking")
+      ("val-every", po::value(&opt.val_every)->default_value(opt.val_every), "steps between validations (0 = at the end)")
+      ("val-batches", po::value(&opt.val_batches)->default_value(opt.val_batches), "batches per validation (0 = all)")
+      ("ckpt-every", po::value(&opt.ckpt_every)->default_value(opt.ckpt_every), "steps between checkpoints")
+      ("expert-parallel", po::value(&opt.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
+      ("skip-invalid", po::bool_switch(&opt.skip_invalid), "skip invalid FASTA records (counted) instead of stopping")
+      ("stop-after", po::value(&opt.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)")
+      ("threads", po::value(&threads)->default_value(0), "CPU threads per rank (0 = all cores / ranks on this node)")
+      ("quiet", po::bool_switch(&quiet), "no progress bar");
+  if (!parse_options(desc, args)) return 0;
+  MpiScope mpi;
+  const dist::Communicator& world = dist::Communicator::world();
+  set_num_threads(threads);
+  opt.progress = !quiet;
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    size_t a = 0;
+    while (a <= s.size()) {
+      size_t b = s.find(',', a);
+      if (b == std::string::npos) b = s.size();
+      if (b > a) out.push_back(s.substr(a, b - a));
+      a = b + 1;
+    }
+    return out;
+  };
+  if (!opt.resume) {
+    WENSU_CHECK(!config.empty(), "pretrain: --config MODEL.json is required (e.g. data/configs/esm2_8m.json)");
+    WENSU_CHECK(!data.empty(), "pretrain: --data is required (FASTA files or globs, comma-separated)");
+    std::ifstream in(config);
+    WENSU_CHECK(in.good(), "pretrain: cannot read the model config ", config);
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("pretrain: " + config + " is not valid JSON: " + e.what());
+    }
+    opt.model = j.get<models::Esm2Config>();
+    opt.data = split(data);
+    opt.val_data = split(val);
+    opt.schedule.total_steps = opt.steps;
+  }
+  train::PretrainResult r = train::run_pretrain(opt);
+  if (world.rank() == 0) {
+    if (r.losses.empty())
+      std::printf("nothing to do: the run in %s is at step %lld\n", opt.out_dir.c_str(), (long long)r.last_step);
+    else
+      std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
+                  (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
+                  r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
+    if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
+    std::printf("metrics: %s/metrics.jsonl  checkpoint: %s/checkpoint.h5\n", opt.out_dir.c_str(), opt.out_dir.c_str());
+  }
+  return r.interrupted ? 130 : 0;
+}
+
+}  // namespace wensu::app

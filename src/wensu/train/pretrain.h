@@ -1,0 +1,62 @@
+// Masked-LM pretraining of an ESM-2-style protein language model on FASTA shards
+// (`wensu pretrain`): AdamW with warmup and decay, gradient accumulation and clipping, metrics
+// as JSON lines, periodic validation perplexity, atomic checkpoints every N steps and on
+// SIGINT/SIGTERM, and an exact resume: parameters, AdamW moments, every RNG and the data cursor
+// are in the checkpoint, so a killed and resumed run logs the same losses as one that never
+// stopped. Under mpirun the ranks split every global batch (data parallel) and, for MoE
+// configs, the experts (expert parallel); the losses equal one process's on the same batches.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wensu/models/esm2.h"
+#include "wensu/optim/adamw.h"
+#include "wensu/optim/schedule.h"
+
+namespace wensu::train {
+
+struct PretrainOptions {
+  models::Esm2Config model;
+  std::vector<std::string> data;      // training FASTA files or globs
+  std::vector<std::string> val_data;  // validation FASTA (may be empty)
+  std::string out_dir;                // metrics.jsonl, checkpoint.h5
+  bool resume = false;                // continue from out_dir/checkpoint.h5
+  int64_t steps = 1000;
+  int64_t max_len = 512;              // tokens per sequence with <cls> and <eos>
+  int64_t tokens_per_batch = 8192;    // padded tokens per micro-batch (whole world)
+  int64_t accumulate = 1;             // micro-batches per step
+  int64_t pool = 2048;
+  optim::ScheduleConfig schedule;
+  optim::AdamWConfig adamw;
+  double clip_norm = 1.0;
+  uint64_t seed = 0;
+  int64_t val_every = 0;              // steps between validations (0: only at the end)
+  int64_t val_batches = 0;            // batches per validation (0: the whole file)
+  int64_t ckpt_every = 100;           // steps between checkpoints
+  int expert_parallel = 0;            // ranks per expert group (0: all ranks when the model has MoE layers, else 1)
+  bool skip_invalid = false;
+  bool progress = true;
+  int64_t stop_after = -1;            // stop (with a checkpoint) after this many steps (tests)
+};
+
+struct PretrainResult {
+  std::vector<double> losses;  // training loss of each step run here
+  int64_t first_step = 0, last_step = 0;
+  double seconds = 0, tokens_per_s = 0;
+  double val_loss = 0, val_ppl = 0;  // last validation (0 when none ran)
+  bool interrupted = false;          // stopped by SIGINT/SIGTERM (after a checkpoint)
+};
+
+// The options as JSON (what the checkpoint stores as train_config) and back.
+std::string pretrain_options_json(const PretrainOptions& o);
+void apply_pretrain_options_json(const std::string& json, PretrainOptions& o);
+
+PretrainResult run_pretrain(PretrainOptions opt);
+
+// Perplexity of a model on FASTA files: every residue masked BERT-style (as in training, with a
+// fixed seed), sums over all ranks. Returns {mean masked cross-entropy, sequences}.
+std::pair<double, int64_t> masked_lm_loss(models::Esm2& model, const std::vector<std::string>& files, int64_t max_len,
+                                          int64_t tokens_per_batch, int64_t max_batches, uint64_t seed);
+
+}  // namespace wensu::train
