@@ -2,6 +2,10 @@
 // at build time, unless the environment says otherwise: scripts/gpu-check.sh runs the suite on
 // another machine from a packed copy), and running the binary with its output captured.
 #pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -34,5 +38,24 @@ inline int run_wensu(const std::string& args, const std::string& out, const std:
   int status = std::system(cmd.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+// A fresh temporary folder per test, removed afterwards, and the wensu binary run with its
+// stdout and stderr kept in out.txt and err.txt there.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("wensu_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& n) const { return (dir_ / n).string(); }
+  int run(const std::string& args) { return run_wensu(args, path("out.txt"), path("err.txt")); }
+  std::string out() const { return read_text(path("out.txt")); }
+  std::string err() const { return read_text(path("err.txt")); }
+  std::filesystem::path dir_;
+};
 
 }  // namespace wensu::test

@@ -54,20 +54,6 @@ int ckpt_info(const Args& args) {
 
 }  // namespace
 
-int cmd_ckpt(const Args& args) {
-  if (args.empty()) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  const std::string& sub = args[0];
-  if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  const Args rest(args.begin() + 1, args.end());
-  if (sub == "info") return ckpt_info(rest);
-  std::fprintf(stderr, "wensu ckpt: unknown subcommand '%s'\n\n%s", sub.c_str(), kUsage);
-  return 2;
-}
+int cmd_ckpt(const Args& args) { return run_subcommand("ckpt", "subcommand", kUsage, args, {{"info", ckpt_info}}); }
 
 }  // namespace wensu::app

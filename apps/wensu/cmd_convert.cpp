@@ -72,20 +72,6 @@ int convert_esm2(const Args& args) {
 
 }  // namespace
 
-int cmd_convert(const Args& args) {
-  if (args.empty()) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  const std::string& sub = args[0];
-  if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  const Args rest(args.begin() + 1, args.end());
-  if (sub == "esm2") return convert_esm2(rest);
-  std::fprintf(stderr, "wensu convert: unknown model '%s'\n\n%s", sub.c_str(), kUsage);
-  return 2;
-}
+int cmd_convert(const Args& args) { return run_subcommand("convert", "model", kUsage, args, {{"esm2", convert_esm2}}); }
 
 }  // namespace wensu::app

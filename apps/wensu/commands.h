@@ -3,6 +3,7 @@
 #pragma once
 #include <boost/program_options.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wensu::app {
@@ -20,6 +21,12 @@ int cmd_plot(const Args& args);
 
 // Parses args into the variables bound in `desc` (which must define --help). Returns false
 // after printing the help when --help was given: the command then exits 0.
+// For commands made of subcommands (`wensu ckpt info`, `wensu convert esm2`): the usage text
+// on stderr with exit 2 when no subcommand is given, on stdout with exit 0 for --help, else the
+// named subcommand on the remaining arguments ("unknown <what>" and exit 2 for anything else).
+int run_subcommand(const char* command, const char* what, const char* usage, const Args& args,
+                   const std::vector<std::pair<std::string, int (*)(const Args&)>>& subcommands);
+
 // With `positional`, bare arguments fill the options it names (e.g. input files).
 bool parse_options(const boost::program_options::options_description& desc, const Args& args,
                    const boost::program_options::positional_options_description* positional = nullptr);

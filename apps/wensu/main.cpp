@@ -53,6 +53,24 @@ void choose_openmp_spin(char** argv) {
 
 }  // namespace
 
+int wensu::app::run_subcommand(const char* command, const char* what, const char* usage, const Args& args,
+                               const std::vector<std::pair<std::string, int (*)(const Args&)>>& subcommands) {
+  if (args.empty()) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  const std::string& sub = args[0];
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  const Args rest(args.begin() + 1, args.end());
+  for (const auto& [name, run] : subcommands)
+    if (sub == name) return run(rest);
+  std::fprintf(stderr, "wensu %s: unknown %s '%s'\n\n%s", command, what, sub.c_str(), usage);
+  return 2;
+}
+
 bool wensu::app::parse_options(const boost::program_options::options_description& desc, const Args& args,
                                const boost::program_options::positional_options_description* positional) {
   namespace po = boost::program_options;

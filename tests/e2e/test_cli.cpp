@@ -17,24 +17,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class Cli : public ::testing::Test {
+class Cli : public wensu::test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("wensu_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
-  int run(const std::string& args) { return run_wensu(args, path("out.txt"), path("err.txt")); }
-  std::string err() const { return read_text(path("err.txt")); }
   // A real checkpoint from a 2-step demo run.
   std::string demo_checkpoint() {
     EXPECT_EQ(run("demo --steps 2 --batch 2 --length 8 --threads 1 -o '" + path("run") + "'"), 0) << err();
     return path("run/checkpoint.h5");
   }
-  fs::path dir_;
 };
 
 int lines(const std::string& s) {

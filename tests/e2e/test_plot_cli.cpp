@@ -17,19 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class PlotCli : public ::testing::Test {
+class PlotCli : public wensu::test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("wensu_plot_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
-  int run(const std::string& args) { return run_wensu(args, path("out.txt"), path("err.txt")); }
-  std::string out() const { return read_text(path("out.txt")); }
-  std::string err() const { return read_text(path("err.txt")); }
 
   // A run's log: loss every step, a validation line (no loss, no lr) every 10 steps.
   void write_metrics(const std::string& file, int steps) {
@@ -43,7 +32,6 @@ class PlotCli : public ::testing::Test {
       if (s % 10 == 0) f << "{\"step\": " << s << ", \"val_loss\": " << 2.5 / std::sqrt(s) + u(rng) << "}\n";
     }
   }
-  fs::path dir_;
 };
 
 bool is_png(const std::string& file) { return read_text(file).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }

@@ -125,19 +125,8 @@ TEST(Esm2Golden, TokenDropoutChangesTheFixtureLogits) {
 
 namespace {
 
-class Esm2Convert : public ::testing::Test {
+class Esm2Convert : public wensu::test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("wensu_esm2_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
-  int run(const std::string& args) { return run_wensu(args, path("out.txt"), path("err.txt")); }
-  std::string err() const { return read_text(path("err.txt")); }
-  fs::path dir_;
 };
 
 std::string load_error(const std::string& file, const std::string& config = "") {
