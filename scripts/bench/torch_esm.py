@@ -7,31 +7,24 @@ cross-entropy on the masked positions, backward, AdamW step. Prints ONE JSON lin
     python scripts/bench/torch_esm.py --threads 2 --layers 6 --dim 320 --heads 20 --batch 16 --seq 256
 """
 
-import argparse
-import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 import esm
 from esm.model.esm2 import ESM2
 
+import peer  # scripts/bench/peer.py: arguments, threads, the timed loop
+
 
 def main():
-    ap = argparse.ArgumentParser(description="fair-esm peer for `wensu bench pretrain`")
-    ap.add_argument("--threads", type=int, required=True)
+    ap = peer.parser("fair-esm peer for `wensu bench pretrain`", repeats=5, warmup=2)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--dim", type=int, default=320)
     ap.add_argument("--heads", type=int, default=20)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
-    torch.manual_seed(0)
+    peer.setup(ap, args)
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     model = ESM2(num_layers=args.layers, embed_dim=args.dim, attention_heads=args.heads, alphabet=alphabet,
                  token_dropout=True)
@@ -54,17 +47,7 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    ms = statistics.median(times)
-    print(json.dumps({"peer": "fair-esm", "torch_version": str(torch.__version__), "threads": args.threads,
-                      "median_ms": ms, "min_ms": min(times), "tokens_per_s": args.batch * args.seq / (ms / 1e3),
-                      "times_ms": times}))
+    peer.time_and_report(step, args, model="fair-esm ESM2", tokens_per_step=args.batch * args.seq)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ GELU, no dropout, no mask. Prints ONE JSON line on stdout; anything else goes to
     python scripts/bench/torch_layer.py --threads 2 --mode fwdbwd --repeats 3
 """
 
-import argparse
-import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import peer  # scripts/bench/peer.py: arguments, threads, the timed loop
 
 
 class PreLNLayer(nn.Module):
@@ -44,25 +42,17 @@ class PreLNLayer(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch peer for `wensu bench layer`")
-    ap.add_argument("--threads", type=int, required=True)
+    ap = peer.parser("PyTorch peer for `wensu bench layer`", repeats=10, warmup=3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--d-model", type=int, default=512)
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--d-ff", type=int, default=2048)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mode", choices=["fwd", "fwdbwd"], default="fwd")
     args = ap.parse_args()
     if args.d_model % args.heads:
         ap.error("--d-model must be a multiple of --heads")
-    if args.repeats < 1 or args.threads < 1:
-        ap.error("--repeats and --threads must be at least 1")
-
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)  # must come before any parallel work
-    torch.manual_seed(0)
+    peer.setup(ap, args)
 
     layer = PreLNLayer(args.d_model, args.heads, args.d_ff)
     x = torch.randn(args.batch, args.seq, args.d_model)  # [B, L, D]
@@ -76,20 +66,8 @@ def main():
             with torch.inference_mode():
                 layer(x)
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-
     # `wensu bench layer` reads stdout as exactly one JSON line (Python warnings go to stderr).
-    print(json.dumps({
-        "peer": "torch", "torch_version": str(torch.__version__), "threads": args.threads,
-        "mode": args.mode, "median_ms": statistics.median(times), "min_ms": min(times),
-        "max_ms": max(times), "times_ms": times,
-    }, separators=(",", ":")))
+    peer.time_and_report(step, args, mode=args.mode)
 
 
 if __name__ == "__main__":

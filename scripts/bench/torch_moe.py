@@ -11,14 +11,12 @@ reference MoE blocks in Hugging Face transformers). Prints ONE JSON line on stdo
         --hidden 2048 --tokens 8192 --mode fwdbwd
 """
 
-import argparse
-import json
-import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import peer  # scripts/bench/peer.py: arguments, threads, the timed loop
 
 
 class LoopMoE(nn.Module):
@@ -43,23 +41,15 @@ class LoopMoE(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch peer for `wensu bench moe`")
-    ap.add_argument("--threads", type=int, required=True)
+    ap = peer.parser("PyTorch peer for `wensu bench moe`")
     ap.add_argument("--experts", type=int, default=16)
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--d-model", type=int, default=512)
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--tokens", type=int, default=8192)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--mode", choices=["fwd", "fwdbwd"], default="fwd")
     args = ap.parse_args()
-    if args.repeats < 1 or args.threads < 1:
-        ap.error("--repeats and --threads must be at least 1")
-
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
-    torch.manual_seed(0)
+    peer.setup(ap, args)
     layer = LoopMoE(args.d_model, args.hidden, args.experts, args.top_k)
     backward = args.mode == "fwdbwd"
     x = torch.randn(args.tokens, args.d_model, requires_grad=backward)
@@ -74,17 +64,7 @@ def main():
             with torch.inference_mode():
                 layer(x)
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({
-        "peer": "torch", "torch_version": str(torch.__version__), "threads": args.threads, "mode": args.mode,
-        "median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "times_ms": times,
-    }))
+    peer.time_and_report(step, args, mode=args.mode)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ int bench_pretrain(const Args& args) {
      << repeats;
   nlohmann::json peer = run_peer(python, script, pa.str());
   line["fair_esm_ms"] = peer.is_null() ? nlohmann::json() : peer.at("median_ms");
-  line["fair_esm_tokens_per_s"] = peer.is_null() ? nlohmann::json() : peer.at("tokens_per_s");
+  line["fair_esm_tokens_per_s"] =
+      peer.is_null() ? nlohmann::json() : nlohmann::json(tokens_step / (peer.at("median_ms").get<double>() * 1e-3));
   line["speedup_vs_fair_esm"] = peer.is_null() ? nlohmann::json() : nlohmann::json(peer.at("median_ms").get<double>() / t);
   std::printf("%s\n", line.dump().c_str());
   return 0;
