@@ -45,7 +45,9 @@ run() {
   rows+=("gpu|$(head -1 "$log/gpu.txt")")
   "$PACK/bin/wensu_tests" --gtest_filter='Cuda*' >"$log/cuda-tests.txt" 2>&1
   rows+=("cuda tests (rc $?)|$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$log/cuda-tests.txt" | tr '\n' ' ')")
-  "$PACK/bin/wensu_tests" --gtest_brief=1 >"$log/all-tests.txt" 2>&1
+  # Minus what needs this machine's Debian setup rather than the GPU: mpirun (Open MPI) and
+  # PLplot's run-time drivers are not on the GPU machine.
+  "$PACK/bin/wensu_tests" --gtest_brief=1 --gtest_filter='-Pretrain.TwoRanks*:Plot*:PlotCli*' >"$log/all-tests.txt" 2>&1
   rows+=("all tests (rc $?)|$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test' "$log/all-tests.txt" | tr '\n' ' ')")
   local py
   py=$(command -v python3 || true)
