@@ -26,7 +26,7 @@ const Command kCommands[] = {
     {"ckpt", "inspect checkpoints (wensu ckpt info FILE)", wensu::app::cmd_ckpt},
     {"convert", "convert reference weights to a checkpoint (wensu convert esm2 IN OUT)", wensu::app::cmd_convert},
     {"plot", "draw training curves from a run's metrics.jsonl (PNG, SVG, PDF)", wensu::app::cmd_plot},
-    {"bench", "benchmarks: wensu bench layer | attention | moe", wensu::app::cmd_bench},
+    {"bench", "benchmarks: wensu bench layer | attention | moe | pretrain", wensu::app::cmd_bench},
     {"pretrain", "masked-LM pretraining of a protein language model on FASTA shards", wensu::app::cmd_pretrain},
     {"eval-ppl", "masked-LM perplexity of a checkpoint on FASTA files", wensu::app::cmd_eval_ppl},
     {"embed", "per-sequence / per-residue embeddings of FASTA files to HDF5", wensu::app::cmd_embed},
@@ -35,7 +35,7 @@ const Command kCommands[] = {
 void usage(std::FILE* out) {
   std::fprintf(out, "wensu %s: protein sequence modelling engine\n\nusage: wensu COMMAND [options]\n\ncommands:\n",
                WENSU_VERSION);
-  for (auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  for (auto& c : kCommands) std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
   std::fprintf(out, "\n'wensu COMMAND --help' describes each command.\n");
 }
 
