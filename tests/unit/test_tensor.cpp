@@ -2,6 +2,7 @@
 
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/generator.h"
+#include "wensu/core/allocator.h"
 #include "wensu/core/tensor.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/matmul.h"
@@ -90,4 +91,22 @@ TEST(Autograd, NoGradRecordsNothingAndGraphIsFreedAfterBackward) {
   Tensor y = ops::sum(w * w);
   y.backward();
   EXPECT_THROW(y.backward(), Error);  // saved tensors were released
+}
+
+// Blocks of ever new sizes (batches of varying shapes) must not pile up in the CPU cache: it is
+// bounded by the program's high-water mark of live memory (at least 64 MiB).
+TEST(Allocator, CacheStaysBoundedUnderVaryingSizes) {
+  const size_t mib = size_t(1) << 20;
+  for (size_t k = 0; k < 400; ++k) {
+    void* p = allocate(mib + k * 4096, Device::cpu);
+    static_cast<char*>(p)[0] = 1;
+    deallocate(p, mib + k * 4096, Device::cpu);
+  }
+  EXPECT_LT(cpu_allocator_stats().cached_bytes, 300 * mib);  // 400+ MiB if every size were kept
+  // Fixed sizes are still served from the cache.
+  void* a = allocate(3 * mib, Device::cpu);
+  deallocate(a, 3 * mib, Device::cpu);
+  void* b = allocate(3 * mib, Device::cpu);
+  EXPECT_EQ(a, b);
+  deallocate(b, 3 * mib, Device::cpu);
 }

@@ -1,5 +1,6 @@
 #include "wensu/core/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -17,7 +18,22 @@ struct CpuCache {
   std::mutex mu;
   std::unordered_map<size_t, std::vector<void*>> free_blocks;
   AllocatorStats stats;
+  size_t high_water = 0;  // max live bytes ever (never reset): the cache's bound
 };
+
+// The cache never holds more than this: the most memory the program ever had live (so a loop of
+// fixed shapes finds everything it frees again next iteration), and at least 64 MiB. Without a
+// bound, batches of varying shapes (sequences of every length) left a block of every size
+// behind and grew the cache without end.
+size_t cache_limit(const CpuCache& c) { return std::max<size_t>(c.high_water, size_t(64) << 20); }
+
+void free_cached(CpuCache& c) {
+  for (auto& [n, blocks] : c.free_blocks) {
+    for (void* p : blocks) std::free(p);
+    c.stats.cached_bytes -= n * blocks.size();
+    blocks.clear();
+  }
+}
 
 CpuCache& cache() {
   static CpuCache* c = new CpuCache;  // leaked on purpose: tensors may die during static teardown
@@ -43,6 +59,7 @@ void* cpu_allocate(size_t bytes) {
       c.stats.cached_bytes -= n;
       c.stats.live_bytes += n;
       if (c.stats.live_bytes > c.stats.peak_bytes) c.stats.peak_bytes = c.stats.live_bytes;
+      c.high_water = std::max(c.high_water, c.stats.live_bytes);
       return p;
     }
   }
@@ -55,6 +72,7 @@ void* cpu_allocate(size_t bytes) {
   std::lock_guard<std::mutex> lock(c.mu);
   c.stats.live_bytes += n;
   if (c.stats.live_bytes > c.stats.peak_bytes) c.stats.peak_bytes = c.stats.live_bytes;
+  c.high_water = std::max(c.high_water, c.stats.live_bytes);
   return p;
 }
 
@@ -65,6 +83,7 @@ void cpu_deallocate(void* p, size_t bytes) {
   c.stats.live_bytes -= n;
   c.stats.cached_bytes += n;
   c.free_blocks[n].push_back(p);
+  if (c.stats.cached_bytes > cache_limit(c)) free_cached(c);  // everything: sizes in use come back
 }
 
 }  // namespace
@@ -97,11 +116,7 @@ void reset_peak_memory() {
 void empty_cache() {
   auto& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  for (auto& [n, blocks] : c.free_blocks) {
-    for (void* p : blocks) std::free(p);
-    c.stats.cached_bytes -= n * blocks.size();
-    blocks.clear();
-  }
+  free_cached(c);
 }
 
 }  // namespace wensu

@@ -1,6 +1,7 @@
 // Memory for tensors. The CPU allocator caches freed blocks by exact size: training repeats
 // the same shapes every step, and reusing warm pages avoids a page-fault storm on each fresh
-// multi-megabyte buffer. CUDA memory goes through the CUDA backend's caching allocator.
+// multi-megabyte buffer. The cache holds at most the program's high-water mark of live memory
+// (at least 64 MiB); past that it is emptied, so varying shapes cannot grow it without end. CUDA memory goes through the CUDA backend's caching allocator.
 #pragma once
 #include <cstddef>
 
