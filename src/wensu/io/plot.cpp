@@ -218,10 +218,17 @@ void panel_window(const PlotSpec& p, double& x0, double& x1, double& y0, double&
   y0 = yr.lo - pad, y1 = yr.hi + pad;
 }
 
-void draw_panel(const PlotSpec& p) {
+void draw_panel(const PlotSpec& spec) {
   double x0, x1, y0, y1;
   bool has_data;
+  // PLplot labels a log axis at decades only: data within one decade (a perplexity going from
+  // 14.9 to 14.5) would get no labels at all, so it is drawn on a linear axis instead.
+  PlotSpec p = spec;
   panel_window(p, x0, x1, y0, y1, has_data);
+  if (p.log_y && has_data && y1 - y0 < 1.0) {
+    p.log_y = false;
+    panel_window(p, x0, x1, y0, y1, has_data);
+  }
   pladv(0);
   plvsta();
   plwind(x0, x1, y0, y1);
