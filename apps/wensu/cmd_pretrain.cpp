@@ -57,7 +57,7 @@ int cmd_pretrain(const Args& args) {
       ("val-data", po::value(&val), "validation FASTA files (perplexity every --val-every steps and at the end)")
       ("out,o", po::value(&opt.out_dir)->default_value("wensu-pretrain"), "run folder")
       ("resume", po::bool_switch(&opt.resume), "continue the run in --out from its checkpoint (its settings win)")
-      ("steps", po::value(&opt.steps)->default_value(opt.steps), "optimizer steps")
+      ("steps", po::value(&opt.steps)->default_value(0), "optimizer steps (0: 1000 for a new run; with --resume the run's own, unless this is larger)")
       ("max-len", po::value(&opt.max_len)->default_value(opt.max_len), "tokens per sequence (longer ones are cropped at random)")
       ("tokens-per-batch", po::value(&opt.tokens_per_batch)->default_value(opt.tokens_per_batch), "padded tokens per micro-batch over all ranks")
       ("accumulate", po::value(&opt.accumulate)->default_value(opt.accumulate), "micro-batches per step")
@@ -105,6 +105,7 @@ int cmd_pretrain(const Args& args) {
     opt.model = j.get<models::Esm2Config>();
     opt.data = split(data);
     opt.val_data = split(val);
+    if (opt.steps <= 0) opt.steps = 1000;
     opt.schedule.total_steps = opt.steps;
   }
   train::PretrainResult r = train::run_pretrain(opt);

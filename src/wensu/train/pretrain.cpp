@@ -228,7 +228,7 @@ PretrainResult run_pretrain(PretrainOptions opt) {
     opt.model = nlohmann::json::parse(info.model_config).get<models::Esm2Config>();
     const int64_t steps = opt.steps, stop_after = opt.stop_after;
     apply_pretrain_options_json(info.train_config, opt);
-    opt.steps = std::max(steps, opt.steps);  // --steps may extend a finished run
+    opt.steps = std::max(steps, opt.steps);  // --steps may extend a finished run (0: keep its own)
     opt.stop_after = stop_after;
   }
   opt.model.validate();
@@ -339,7 +339,9 @@ PretrainResult run_pretrain(PretrainOptions opt) {
       break;
     }
   }
-  if (!res.interrupted && step == opt.steps && (opt.val_every <= 0 || step % opt.val_every != 0)) validate(step);
+  // A final validation, unless the last step had one or this call ran no step at all.
+  if (!res.interrupted && !res.losses.empty() && step == opt.steps && (opt.val_every <= 0 || step % opt.val_every != 0))
+    validate(step);
   res.last_step = step;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.tokens_per_s = res.seconds > 0 ? tokens_done / res.seconds : 0;

@@ -22,7 +22,7 @@ struct PretrainOptions {
   std::vector<std::string> val_data;  // validation FASTA (may be empty)
   std::string out_dir;                // metrics.jsonl, checkpoint.h5
   bool resume = false;                // continue from out_dir/checkpoint.h5
-  int64_t steps = 1000;
+  int64_t steps = 1000;               // with resume: the larger of this and the run's own
   int64_t max_len = 512;              // tokens per sequence with <cls> and <eos>
   int64_t tokens_per_batch = 8192;    // padded tokens per micro-batch (whole world)
   int64_t accumulate = 1;             // micro-batches per step
