@@ -19,6 +19,8 @@ constexpr const char* kUsage =
     "\n"
     "subcommands:\n"
     "  info FILE [--tensors]   show a checkpoint's step, configs, tensors and RNG states\n"
+    "  weights IN OUT          copy only the parameters, configs and meta (no optimizer, RNG\n"
+    "                          or data state): a model to ship or evaluate, a third the size\n"
     "\n"
     "'wensu ckpt info --help' describes the options.\n";
 
@@ -52,8 +54,35 @@ int ckpt_info(const Args& args) {
   return 0;
 }
 
+int ckpt_weights(const Args& args) {
+  std::string in, out;
+  po::options_description desc(
+      "usage: wensu ckpt weights IN.h5 OUT.h5\n\n"
+      "Writes OUT.h5 (atomically) with IN.h5's parameters, step, configs and meta but without\n"
+      "optimizer state, RNG states or extra tensors: what eval-ppl, embed and fine-tuning need,\n"
+      "not what --resume needs.\n\noptions");
+  desc.add_options()("help,h", "show this help")("in", po::value(&in), "checkpoint to read")(
+      "out", po::value(&out), "weights-only checkpoint to write");
+  po::positional_options_description pos;
+  pos.add("in", 1).add("out", 1);
+  if (!parse_options(desc, args, &pos)) return 0;
+  WENSU_CHECK(!in.empty() && !out.empty(), "usage: wensu ckpt weights IN.h5 OUT.h5");
+  const io::Checkpoint ck = io::load_checkpoint(in);
+  io::Checkpoint w;
+  w.step = ck.step;
+  w.model_config = ck.model_config;
+  w.train_config = ck.train_config;
+  w.params = ck.params;
+  w.meta = ck.meta;
+  w.meta["weights_of"] = in;
+  io::save_checkpoint(out, w);
+  std::printf("wrote %s: %zu parameter tensors of %s (step %lld)\n", out.c_str(), w.params.size(), in.c_str(),
+              (long long)w.step);
+  return 0;
+}
+
 }  // namespace
 
-int cmd_ckpt(const Args& args) { return run_subcommand("ckpt", "subcommand", kUsage, args, {{"info", ckpt_info}}); }
+int cmd_ckpt(const Args& args) { return run_subcommand("ckpt", "subcommand", kUsage, args, {{"info", ckpt_info}, {"weights", ckpt_weights}}); }
 
 }  // namespace wensu::app

@@ -38,7 +38,7 @@ TEST_F(Cli, HelpOnEveryCommand) {
   for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help",
                           "bench layer --help", "bench attention --help", "bench moe --help", "bench pretrain --help",
                           "pretrain --help", "eval-ppl --help", "embed --help", "plot --help", "convert --help",
-                          "convert esm2 --help"})
+                          "convert esm2 --help", "ckpt weights --help"})
     EXPECT_EQ(run(cmd), 0) << cmd << ": " << err();
   EXPECT_EQ(run("frobnicate"), 2);
 }
@@ -77,4 +77,18 @@ TEST_F(Cli, ResumeWithMissingOrMisshapenTensorNamesIt) {
   EXPECT_NE(err().find("'" + victim + "'"), std::string::npos) << err();
   EXPECT_NE(err().find("[7, 3]"), std::string::npos) << err();
   EXPECT_FALSE(fs::exists(path("r2/checkpoint.h5"))) << "a failed resume must not write a checkpoint";
+}
+
+TEST_F(Cli, CkptWeightsKeepsParametersOnly) {
+  const std::string ck = demo_checkpoint(), w = path("weights.h5");
+  ASSERT_EQ(run("ckpt weights '" + ck + "' '" + w + "'"), 0) << err();
+  const io::CheckpointInfo full = io::inspect_checkpoint(ck), only = io::inspect_checkpoint(w);
+  EXPECT_FALSE(full.optimizer.empty());
+  EXPECT_TRUE(only.optimizer.empty());
+  EXPECT_TRUE(only.rng.empty());
+  ASSERT_EQ(only.params.size(), full.params.size());
+  for (size_t i = 0; i < full.params.size(); ++i) EXPECT_EQ(only.params[i].name, full.params[i].name);
+  EXPECT_EQ(only.model_config, full.model_config);
+  EXPECT_EQ(only.step, full.step);
+  EXPECT_NE(run("ckpt weights '" + ck + "'"), 0);
 }
