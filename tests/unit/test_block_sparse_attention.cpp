@@ -14,6 +14,7 @@
 #include "wensu/ops/attention.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/block_sparse_attention.h"
+#include "wensu/ops/cpu/attention_tiles.h"
 #include "wensu/ops/reduce.h"
 
 using namespace wensu;
@@ -69,15 +70,21 @@ ops::BlockLayoutConfig config(std::string kind, int64_t block, bool causal = fal
 
 }  // namespace
 
-// Restores the CPU backward schedule a test chose.
+// Restores the CPU backward schedule and tile GEMMs a test chose.
 struct ScheduleGuard {
-  ~ScheduleGuard() { ops::cpu::set_backward_schedule(ops::cpu::BackwardSchedule::kAuto); }
+  ~ScheduleGuard() {
+    ops::cpu::set_backward_schedule(ops::cpu::BackwardSchedule::kAuto);
+    ops::cpu::tiles::set_enabled(true);
+  }
 };
 
+// Both GEMM paths (AVX-512 tiles where the CPU has them, and sgemm), both backward schedules.
 TEST(BlockSparseAttention, DenseLayoutEqualsDenseAttention) {
   ScheduleGuard guard;
-  for (auto schedule : {ops::cpu::BackwardSchedule::kPerHead, ops::cpu::BackwardSchedule::kSplit}) {
+  for (int variant = 0; variant < 4; ++variant) {
+    const auto schedule = variant % 2 ? ops::cpu::BackwardSchedule::kSplit : ops::cpu::BackwardSchedule::kPerHead;
     ops::cpu::set_backward_schedule(schedule);
+    ops::cpu::tiles::set_enabled(variant < 2);
     const int64_t B = 2, L = 300, H = 4, D = 32;
     Qkv x = random_qkv(B, L, H, D, 1);
     Generator g(2);
@@ -98,7 +105,8 @@ TEST(BlockSparseAttention, DenseLayoutEqualsDenseAttention) {
         const char* names[] = {"output", "dq", "dk", "dv"};
         for (size_t i = 0; i < got.size(); ++i)
           EXPECT_LE(max_rel_error(got[i], want[i]), 1e-5) << names[i] << " (causal " << causal << ", padded "
-                                                            << padded << ", schedule " << int(schedule) << ")";
+                                                            << padded << ", schedule " << int(schedule)
+                                                            << ", tiles " << (variant < 2) << ")";
       }
     }
   }
@@ -127,6 +135,37 @@ TEST(BlockSparseAttention, PerHeadAndSplitSchedulesAgree) {
   auto per_head = run(ops::cpu::BackwardSchedule::kPerHead), split = run(ops::cpu::BackwardSchedule::kSplit);
   EXPECT_EQ(per_head[0].to_vector<float>(), split[0].to_vector<float>());  // same forward
   for (size_t i = 1; i < per_head.size(); ++i) EXPECT_LE(max_rel_error(per_head[i], split[i]), 1e-5) << i;
+}
+
+// The AVX-512 tile GEMMs and sgemm agree on a sparse causal layout with padding, a ragged last
+// block and head dims 64 and 48 (several panels; a column tail of the accumulating products).
+TEST(BlockSparseAttention, TileGemmsAgreeWithSgemm) {
+  ScheduleGuard guard;
+  if (!ops::cpu::tiles::enabled()) GTEST_SKIP() << "no AVX-512F on this CPU";
+  for (int64_t D : {64, 48}) {
+    const int64_t B = 2, L = 390, H = 2;
+    Qkv x = random_qkv(B, L, H, D, 10 + D);
+    Generator g(11);
+    Tensor w = Tensor::randn({B, L, H, D}, g);
+    auto cfg = config("bigbird", 64, true);
+    cfg.window = 128, cfg.global_blocks = 1, cfg.random_blocks = 2, cfg.seed = 4;
+    auto layout = ops::make_block_layout(cfg, L, L);
+    std::vector<int64_t> pad(size_t(B * L), 0);
+    for (int64_t j = 350; j < L; ++j) pad[size_t(L + j)] = 1;
+    Tensor kp = Tensor::from_vector(pad, {B, L});
+    for (auto schedule : {ops::cpu::BackwardSchedule::kPerHead, ops::cpu::BackwardSchedule::kSplit}) {
+      ops::cpu::set_backward_schedule(schedule);
+      auto run = [&](bool tiles) {
+        ops::cpu::tiles::set_enabled(tiles);
+        return forward_backward(x, w, [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+          return ops::block_sparse_attention(q, k, v, *layout, kp);
+        });
+      };
+      auto with_tiles = run(true), with_sgemm = run(false);
+      for (size_t i = 0; i < with_tiles.size(); ++i)
+        EXPECT_LE(max_rel_error(with_tiles[i], with_sgemm[i]), 1e-5) << "D " << D << " tensor " << i;
+    }
+  }
 }
 
 // Holds for each schedule; here B * H = 6 takes the per-head one for 1 and for 2 threads.

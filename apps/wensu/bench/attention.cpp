@@ -17,6 +17,7 @@
 #include "wensu/core/parallel.h"
 #include "wensu/ops/block_layout.h"
 #include "wensu/ops/block_sparse_attention.h"
+#include "wensu/ops/cpu/attention_tiles.h"
 
 namespace po = boost::program_options;
 
@@ -29,7 +30,7 @@ int bench_attention(const Args& args) {
   lc.global_blocks = 2;
   lc.random_blocks = 3;
   bool backward = false, causal = false;
-  std::string schedule = "auto", device = "cpu", dtype = "f32";
+  std::string schedule = "auto", device = "cpu", dtype = "f32", gemm = "auto";
   int threads = 0, warmup = 1, repeats = 3;
   std::string python = default_python(), script = "scripts/bench/torch_attention.py";
   po::options_description desc(
@@ -54,6 +55,7 @@ int bench_attention(const Args& args) {
       ("causal", po::bool_switch(&causal), "causal variant of the layout")
       ("backward", po::bool_switch(&backward), "time forward+backward")
       ("schedule", po::value(&schedule)->default_value(schedule), "CPU backward schedule: auto, per-head, split")
+      ("gemm", po::value(&gemm)->default_value(gemm), "CPU tile GEMMs: auto (AVX-512 tiles where the CPU has them), tiles, or onednn")
       ("device", po::value(&device)->default_value(device), "cpu or cuda (GPU builds; the peer then runs on the GPU too)")
       ("dtype", po::value(&dtype)->default_value(dtype), "f32, or bf16 (cuda only: bfloat16 with float32 accumulation)")
       ("threads", po::value(&threads)->default_value(threads), "CPU threads (0 = all cores)")
@@ -68,6 +70,10 @@ int bench_attention(const Args& args) {
   ops::cpu::set_backward_schedule(schedule == "per-head" ? ops::cpu::BackwardSchedule::kPerHead
                                   : schedule == "split"  ? ops::cpu::BackwardSchedule::kSplit
                                                          : ops::cpu::BackwardSchedule::kAuto);
+  WENSU_CHECK(gemm == "auto" || gemm == "tiles" || gemm == "onednn", "--gemm: expected auto, tiles or onednn, got '",
+              gemm, "'");
+  ops::cpu::tiles::set_enabled(gemm != "onednn");
+  WENSU_CHECK(gemm != "tiles" || ops::cpu::tiles::enabled(), "--gemm tiles: this CPU has no AVX-512F; use --gemm onednn");
   WENSU_CHECK(device == "cpu" || device == "cuda", "--device: expected cpu or cuda, got '", device, "'");
   WENSU_CHECK(device != "cuda" || cuda_available(), "--device cuda: no usable GPU (or a build without -DWENSU_CUDA=ON)");
   WENSU_CHECK(dtype == "f32" || (dtype == "bf16" && device == "cuda"), "--dtype: f32, or bf16 with --device cuda; got '",
@@ -111,7 +117,7 @@ int bench_attention(const Args& args) {
                          {"fraction_of_sgemm", dev == Device::cpu ? nlohmann::json(flops / (t * 1e6) / sgemm) : nlohmann::json()},
                          {"schedule", schedule},
                          {"peak_tensor_mb", double(cpu_allocator_stats().peak_bytes) / (1 << 20)},
-                         {"max_rss_mb", double(ru.ru_maxrss) / 1024.0}, {"gemm", gemm_library()}};
+                         {"max_rss_mb", double(ru.ru_maxrss) / 1024.0}, {"gemm", dev == Device::cpu && ops::cpu::tiles::enabled() && D % 16 == 0 ? "AVX-512 tiles" : gemm_library()}};
   std::ostringstream pa;
   pa << "--threads " << num_threads() << " --batch " << B << " --seq " << L << " --heads " << H << " --head-dim " << D
      << " --warmup " << warmup << " --repeats " << repeats << " --mode " << (backward ? "fwdbwd" : "fwd")

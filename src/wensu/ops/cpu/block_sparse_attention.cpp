@@ -21,8 +21,11 @@
 // "run" of up to kRunTokens tokens, so each GEMM is [block x run] rather than [block x block]:
 // oneDNN's sgemm pays a fixed cost per call that dominates a 64 x 64 x 64 product. Scratch per
 // thread is two [block x kRunTokens] tiles plus a [block x Dv] accumulator, whatever L is.
-// Parallel over (b, h, block) tasks with a dynamic schedule (rows of global blocks are long);
-// the GEMMs run single-threaded inside the parallel region.
+// Parallel over (b, h, block) tasks with a dynamic schedule (rows of global blocks are long), or
+// over whole heads when they balance the threads; the GEMMs run single-threaded inside the
+// parallel region. The GEMM operands come from block_sparse_operands.h: on AVX-512 CPUs
+// (float32, head dims multiples of 16) contiguous copies and packed panels of each head's keys
+// and values for the tile GEMMs of attention_tiles.h, else the tensors' rows and sgemm.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -32,6 +35,7 @@
 #include "wensu/core/parallel.h"
 #include "wensu/ops/block_sparse_attention.h"
 #include "wensu/ops/cpu/blas.h"
+#include "wensu/ops/cpu/block_sparse_operands.h"
 #include "wensu/ops/cpu/loops.h"
 #include "wensu/ops/cpu/vec_math.h"
 
@@ -47,10 +51,14 @@ BackwardSchedule backward_schedule() { return BackwardSchedule(g_backward_schedu
 namespace {
 
 using Params = BlockSparseAttentionParams;
+using block_sparse::accumulate;
+using block_sparse::BlockRows;
+using block_sparse::HeadRows;
+using block_sparse::Rows;
 
 // Tokens per merged run of blocks: a [64 x 512] float tile is 128 KiB, within L2 next to the
 // K/V rows it multiplies, and wide enough that the GEMM call overhead is amortised.
-constexpr int64_t kRunTokens = 512;
+constexpr int64_t kRunTokens = 2048;
 
 inline int64_t run_blocks(const Params& p) { return std::max<int64_t>(1, kRunTokens / p.block); }
 
@@ -120,17 +128,23 @@ inline void probs_and_dscores(T* s, T* dp, int64_t n, int64_t c, const int64_t* 
   for (int64_t j = 0; j < n; ++j) dp[j] = s[j] * (dp[j] - delta);
 }
 
-// The tile of query rows [i0, i0 + m) (Q, dO, LSE L and Delta Dl at row i0) against keys
-// [j0, j0 + n) (K, V at key j0): S becomes P = exp(scale Q K^T - LSE) and dP becomes
-// dS = P * (dO V^T - Delta), both [m x n] with leading dimension ld.
+// The tile of query rows [i0, i0 + m) (Q, dO rows; LSE L and Delta Dl at row i0) against keys
+// [j0, j0 + n): S becomes P = exp(scale Q K^T - LSE) and dP becomes dS = P * (dO V^T - Delta),
+// both [m x n] with leading dimension ld.
 template <typename T>
-inline void recompute_tile(const Params& p, const T* Q, const T* dO, const T* K, const T* V, int64_t m, int64_t n,
-                           int64_t ld, int64_t i0, int64_t j0, const int64_t* pad, const T* L, const T* Dl, T* S,
-                           T* dP) {
-  gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K, p.k_s[1], T(0), S, ld);
-  gemm(false, true, m, n, p.Dv, T(1), dO, p.do_s[1], V, p.v_s[1], T(0), dP, ld);
+inline void recompute_tile(const Params& p, const HeadRows<T>& keys, const HeadRows<T>& values, Rows<T> Q, Rows<T> dO,
+                           int64_t m, int64_t n, int64_t ld, int64_t i0, int64_t j0, const int64_t* pad, const T* L,
+                           const T* Dl, T* S, T* dP) {
+  keys.scores(m, n, T(p.scale), Q, j0, S, ld);
+  values.scores(m, n, T(1), dO, j0, dP, ld);
   for (int64_t r = 0; r < m; ++r)
     probs_and_dscores(S + r * ld, dP + r * ld, n, visible_cols(p, i0 + r, j0, n), pad, L[r], Dl[r]);
+}
+
+// The B * H heads alone keep every thread busy: a multiple of the thread count, or plenty.
+inline bool heads_balance_threads(const Params& p) {
+  const int64_t threads = num_threads(), heads = p.B * p.H;
+  return heads % threads == 0 || heads >= 4 * threads;
 }
 
 // BackwardSchedule::kAuto: per head when the heads alone balance the threads.
@@ -140,68 +154,74 @@ inline bool per_head_schedule(const Params& p) {
     case BackwardSchedule::kSplit: return false;
     case BackwardSchedule::kAuto: break;
   }
-  const int64_t threads = num_threads(), heads = p.B * p.H;
-  return heads % threads == 0 || heads >= 4 * threads;
+  return heads_balance_threads(p);
 }
 
 template <typename T>
 void forward_typed(const Params& p, const T* q, const T* k, const T* v, T* out, T* lse) {
   const int64_t bs = p.block, W = run_blocks(p) * bs, nrb = p.n_row_blocks;
-  const int64_t tasks = p.B * p.H * nrb;
+  const bool tiles = block_sparse::use_tiles<T>(p);
+  // A task is a whole head when the heads balance the threads (its keys are packed once), else one
+  // query row block.
+  const int64_t per_task = heads_balance_threads(p) ? nrb : 1, tasks = p.B * p.H * nrb / per_task;
 #pragma omp parallel if (worth_parallel(p, tasks))
   {
     std::vector<T> S(static_cast<size_t>(bs * W)), acc(static_cast<size_t>(bs * p.Dv));
     std::vector<T> mx(static_cast<size_t>(bs)), sum(static_cast<size_t>(bs));
+    HeadRows<T> keys, values;
+    BlockRows<T> q_rows;
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t rb = t % nrb, bh = t / nrb, b = bh / p.H, h = bh % p.H;
-      const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
-      const T* Q = q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1];
-      const T* K = k + b * p.k_s[0] + h * p.k_s[2];
-      const T* V = v + b * p.v_s[0] + h * p.v_s[2];
-      const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
-      zero(acc.data(), m * p.Dv);
-      std::fill(mx.begin(), mx.end(), -kInf<T>);
-      zero(sum.data(), m);
-      for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
-        gemm(false, true, m, n, p.D, T(p.scale), Q, p.q_s[1], K + j0 * p.k_s[1], p.k_s[1], T(0), S.data(), W);
+      for (int64_t u = t * per_task; u < (t + 1) * per_task; ++u) {
+        const int64_t rb = u % nrb, bh = u / nrb, b = bh / p.H, h = bh % p.H;
+        const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
+        keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, true);
+        values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, false);
+        const Rows<T> Q = q_rows.load(tiles, q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1], p.q_s[1], m, p.D);
+        const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
+        zero(acc.data(), m * p.Dv);
+        std::fill(mx.begin(), mx.end(), -kInf<T>);
+        zero(sum.data(), m);
+        for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
+          keys.scores(m, n, T(p.scale), Q, j0, S.data(), W);
+          for (int64_t r = 0; r < m; ++r) {
+            T* s = S.data() + r * W;
+            const int64_t c = visible_cols(p, i0 + r, j0, n);
+            mask_padding(s, pad ? pad + j0 : nullptr, c);
+            const T m_old = mx[size_t(r)], m_new = std::max(m_old, vec::max(s, c));
+            if (m_new == -kInf<T>) {  // nothing visible to this row so far
+              zero(s, n);
+              continue;
+            }
+            // exp(-inf) = 0 drops the (empty) old accumulator on the row's first visible key.
+            const T alpha = m_old == m_new ? T(1) : std::exp(m_old - m_new);
+            sum[size_t(r)] = sum[size_t(r)] * alpha + vec::exp_sub_sum(s, m_new, s, c);
+            zero(s + c, n - c);
+            mx[size_t(r)] = m_new;
+            if (alpha != T(1)) {
+              T* a = acc.data() + r * p.Dv;
+#pragma omp simd
+              for (int64_t d = 0; d < p.Dv; ++d) a[d] *= alpha;
+            }
+          }
+          accumulate(tiles, false, m, p.Dv, n, T(1), S.data(), W, values.from(j0), acc.data(), p.Dv);
+        });
+        T* O = out + b * p.o_s[0] + h * p.o_s[2] + i0 * p.o_s[1];
+        T* lse_row = lse + bh * p.Lq + i0;
         for (int64_t r = 0; r < m; ++r) {
-          T* s = S.data() + r * W;
-          const int64_t c = visible_cols(p, i0 + r, j0, n);
-          mask_padding(s, pad ? pad + j0 : nullptr, c);
-          const T m_old = mx[size_t(r)], m_new = std::max(m_old, vec::max(s, c));
-          if (m_new == -kInf<T>) {  // nothing visible to this row so far
-            zero(s, n);
+          T* o = O + r * p.o_s[1];
+          const T l = sum[size_t(r)];
+          if (l == T(0)) {  // no visible key: zeros, and an LSE that makes every weight 0
+            zero(o, p.Dv);
+            lse_row[r] = kInf<T>;
             continue;
           }
-          // exp(-inf) = 0 drops the (empty) old accumulator on the row's first visible key.
-          const T alpha = m_old == m_new ? T(1) : std::exp(m_old - m_new);
-          sum[size_t(r)] = sum[size_t(r)] * alpha + vec::exp_sub_sum(s, m_new, s, c);
-          zero(s + c, n - c);
-          mx[size_t(r)] = m_new;
-          if (alpha != T(1)) {
-            T* a = acc.data() + r * p.Dv;
+          const T inv = T(1) / l;
+          const T* a = acc.data() + r * p.Dv;
 #pragma omp simd
-            for (int64_t d = 0; d < p.Dv; ++d) a[d] *= alpha;
-          }
+          for (int64_t d = 0; d < p.Dv; ++d) o[d] = a[d] * inv;
+          lse_row[r] = mx[size_t(r)] + std::log(l);
         }
-        gemm(false, false, m, p.Dv, n, T(1), S.data(), W, V + j0 * p.v_s[1], p.v_s[1], T(1), acc.data(), p.Dv);
-      });
-      T* O = out + b * p.o_s[0] + h * p.o_s[2] + i0 * p.o_s[1];
-      T* lse_row = lse + bh * p.Lq + i0;
-      for (int64_t r = 0; r < m; ++r) {
-        T* o = O + r * p.o_s[1];
-        const T l = sum[size_t(r)];
-        if (l == T(0)) {  // no visible key: zeros, and an LSE that makes every weight 0
-          zero(o, p.Dv);
-          lse_row[r] = kInf<T>;
-          continue;
-        }
-        const T inv = T(1) / l;
-        const T* a = acc.data() + r * p.Dv;
-#pragma omp simd
-        for (int64_t d = 0; d < p.Dv; ++d) o[d] = a[d] * inv;
-        lse_row[r] = mx[size_t(r)] + std::log(l);
       }
     }
   }
@@ -232,38 +252,57 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
   }
 
   const int64_t nrb = p.n_row_blocks, ncb = p.n_col_blocks, heads = p.B * p.H;
+  const bool tiles = block_sparse::use_tiles<T>(p);
+
+  // dQ of query row block rb of head bh, and with dkv also its dK, dV contributions: the five
+  // GEMMs of a tile, on this thread's operands.
+  struct Scratch {
+    std::vector<T> S, dP, dQ;
+    HeadRows<T> keys, values;
+    BlockRows<T> q_rows, do_rows;
+  };
+  auto row_block = [&](Scratch& w, int64_t bh, int64_t rb, bool dkv) {
+    const int64_t b = bh / p.H, h = bh % p.H;
+    const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
+    w.keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, true);
+    w.values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, true);
+    const Rows<T> Q = w.q_rows.load(tiles, q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1], p.q_s[1], m, p.D);
+    const Rows<T> dO = w.do_rows.load(tiles, dout + b * p.do_s[0] + h * p.do_s[2] + i0 * p.do_s[1], p.do_s[1], m, p.Dv);
+    const T* L = lse + bh * p.Lq + i0;
+    const T* Dl = delta.data() + bh * p.Lq + i0;
+    const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
+    T* dK = dk + b * dk_s0 + h * p.D;
+    T* dV = dv + b * dv_s0 + h * p.Dv;
+    // dQ accumulates in a contiguous [m x D] block, written out once.
+    zero(w.dQ.data(), m * p.D);
+    for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
+      recompute_tile(p, w.keys, w.values, Q, dO, m, n, W, i0, j0, pad ? pad + j0 : nullptr, L, Dl, w.S.data(),
+                     w.dP.data());
+      accumulate(tiles, false, m, p.D, n, T(p.scale), w.dP.data(), W, w.keys.from(j0), w.dQ.data(), p.D);
+      if (!dkv) return;
+      accumulate(tiles, true, n, p.Dv, m, T(1), w.S.data(), W, dO, dV + j0 * dv_s1, dv_s1);
+      accumulate(tiles, true, n, p.D, m, T(p.scale), w.dP.data(), W, Q, dK + j0 * dk_s1, dk_s1);
+    });
+    T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
+    for (int64_t r = 0; r < m; ++r) std::copy_n(w.dQ.data() + r * p.D, p.D, dQ + r * dq_s1);
+  };
+  auto scratch = [&] {
+    return Scratch{std::vector<T>(size_t(bs * W)), std::vector<T>(size_t(bs * W)), std::vector<T>(size_t(bs * p.D)),
+                   {}, {}, {}, {}};
+  };
+
   if (per_head_schedule(p)) {
 #pragma omp parallel if (worth_parallel(p, heads))
     {
-      std::vector<T> S(static_cast<size_t>(bs * W)), dP(static_cast<size_t>(bs * W));
+      Scratch w = scratch();
 #pragma omp for schedule(dynamic)
       for (int64_t bh = 0; bh < heads; ++bh) {
         const int64_t b = bh / p.H, h = bh % p.H;
-        const T* K = k + b * p.k_s[0] + h * p.k_s[2];
-        const T* V = v + b * p.v_s[0] + h * p.v_s[2];
-        const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
-        T* dK = dk + b * dk_s0 + h * p.D;
-        T* dV = dv + b * dv_s0 + h * p.Dv;
         for (int64_t j = 0; j < p.Lk; ++j) {
-          zero(dK + j * dk_s1, p.D);
-          zero(dV + j * dv_s1, p.Dv);
+          zero(dk + b * dk_s0 + h * p.D + j * dk_s1, p.D);
+          zero(dv + b * dv_s0 + h * p.Dv + j * dv_s1, p.Dv);
         }
-        for (int64_t rb = 0; rb < nrb; ++rb) {
-          const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
-          const T* Q = q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1];
-          const T* dO = dout + b * p.do_s[0] + h * p.do_s[2] + i0 * p.do_s[1];
-          const T* L = lse + bh * p.Lq + i0;
-          const T* Dl = delta.data() + bh * p.Lq + i0;
-          T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
-          for (int64_t r = 0; r < m; ++r) zero(dQ + r * dq_s1, p.D);
-          for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
-            recompute_tile(p, Q, dO, K + j0 * p.k_s[1], V + j0 * p.v_s[1], m, n, W, i0, j0, pad ? pad + j0 : nullptr,
-                           L, Dl, S.data(), dP.data());
-            gemm(false, false, m, p.D, n, T(p.scale), dP.data(), W, K + j0 * p.k_s[1], p.k_s[1], T(1), dQ, dq_s1);
-            gemm(true, false, n, p.Dv, m, T(1), S.data(), W, dO, p.do_s[1], T(1), dV + j0 * dv_s1, dv_s1);
-            gemm(true, false, n, p.D, m, T(p.scale), dP.data(), W, Q, p.q_s[1], T(1), dK + j0 * dk_s1, dk_s1);
-          });
-        }
+        for (int64_t rb = 0; rb < nrb; ++rb) row_block(w, bh, rb, true);
       }
     }
     return;
@@ -273,39 +312,23 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
   const bool par = worth_parallel(p, std::min(tasks_q, tasks_kv));
 #pragma omp parallel if (par)
   {
-    std::vector<T> S(static_cast<size_t>(bs * W)), dP(static_cast<size_t>(bs * W));
+    Scratch w = scratch();
 
-    // dQ pass: tasks own query row blocks; tiles [m x n] with leading dimension W.
+    // dQ pass: tasks own query row blocks.
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < tasks_q; ++t) {
-      const int64_t rb = t % nrb, bh = t / nrb, b = bh / p.H, h = bh % p.H;
-      const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
-      const T* Q = q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1];
-      const T* dO = dout + b * p.do_s[0] + h * p.do_s[2] + i0 * p.do_s[1];
-      const T* K = k + b * p.k_s[0] + h * p.k_s[2];
-      const T* V = v + b * p.v_s[0] + h * p.v_s[2];
-      const T* L = lse + bh * p.Lq + i0;
-      const T* Dl = delta.data() + bh * p.Lq + i0;
-      const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
-      T* dQ = dq + b * dq_s0 + h * p.D + i0 * dq_s1;
-      for (int64_t r = 0; r < m; ++r) zero(dQ + r * dq_s1, p.D);
-      for_each_key_run(p, rb, i0, m, [&](int64_t j0, int64_t n) {
-        recompute_tile(p, Q, dO, K + j0 * p.k_s[1], V + j0 * p.v_s[1], m, n, W, i0, j0, pad ? pad + j0 : nullptr, L,
-                       Dl, S.data(), dP.data());
-        gemm(false, false, m, p.D, n, T(p.scale), dP.data(), W, K + j0 * p.k_s[1], p.k_s[1], T(1), dQ, dq_s1);
-      });
-    }
+    for (int64_t t = 0; t < tasks_q; ++t) row_block(w, t / nrb, t % nrb, false);
 
     // dK, dV pass: tasks own key column blocks; tiles [M x n] with leading dimension bs, M up to
-    // W rows (a run of consecutive row blocks attending to this column block).
+    // W rows (a run of consecutive row blocks attending to this column block). The block's keys
+    // and values are the panel operands; Q and dO rows are read in place.
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks_kv; ++t) {
       const int64_t cb = t % ncb, bh = t / ncb, b = bh / p.H, h = bh % p.H;
       const int64_t j0 = cb * bs, n = std::min(bs, p.Lk - j0);
       const T* Q = q + b * p.q_s[0] + h * p.q_s[2];
       const T* dO = dout + b * p.do_s[0] + h * p.do_s[2];
-      const T* K = k + b * p.k_s[0] + h * p.k_s[2] + j0 * p.k_s[1];
-      const T* V = v + b * p.v_s[0] + h * p.v_s[2] + j0 * p.v_s[1];
+      w.keys.load(tiles, t, k + b * p.k_s[0] + h * p.k_s[2] + j0 * p.k_s[1], p.k_s[1], n, p.D, true);
+      w.values.load(tiles, t, v + b * p.v_s[0] + h * p.v_s[2] + j0 * p.v_s[1], p.v_s[1], n, p.Dv, true);
       const T* L = lse + bh * p.Lq;
       const T* Dl = delta.data() + bh * p.Lq;
       const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk + j0 : nullptr;
@@ -323,14 +346,16 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
         if (p.causal) i0 = std::max(i0, j0 - (p.Lk - p.Lq));  // earlier rows see no key of this block
         const int64_t M = i1 - i0;
         if (M <= 0) continue;
-        gemm(false, true, M, n, p.D, T(p.scale), Q + i0 * p.q_s[1], p.q_s[1], K, p.k_s[1], T(0), S.data(), bs);
-        gemm(false, true, M, n, p.Dv, T(1), dO + i0 * p.do_s[1], p.do_s[1], V, p.v_s[1], T(0), dP.data(), bs);
+        const Rows<T> Qi{Q + i0 * p.q_s[1], p.q_s[1]}, dOi{dO + i0 * p.do_s[1], p.do_s[1]};
+        w.keys.scores(M, n, T(p.scale), Qi, 0, w.S.data(), bs);
+        w.values.scores(M, n, T(1), dOi, 0, w.dP.data(), bs);
         for (int64_t r = 0; r < M; ++r) {
           const int64_t i = i0 + r;
-          probs_and_dscores(S.data() + r * bs, dP.data() + r * bs, n, visible_cols(p, i, j0, n), pad, L[i], Dl[i]);
+          probs_and_dscores(w.S.data() + r * bs, w.dP.data() + r * bs, n, visible_cols(p, i, j0, n), pad, L[i],
+                            Dl[i]);
         }
-        gemm(true, false, n, p.Dv, M, T(1), S.data(), bs, dO + i0 * p.do_s[1], p.do_s[1], T(1), dV, dv_s1);
-        gemm(true, false, n, p.D, M, T(p.scale), dP.data(), bs, Q + i0 * p.q_s[1], p.q_s[1], T(1), dK, dk_s1);
+        accumulate(tiles, true, n, p.Dv, M, T(1), w.S.data(), bs, dOi, dV, dv_s1);
+        accumulate(tiles, true, n, p.D, M, T(p.scale), w.dP.data(), bs, Qi, dK, dk_s1);
       }
     }
   }
