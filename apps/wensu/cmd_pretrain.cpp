@@ -44,7 +44,8 @@ int cmd_pretrain(const Args& args) {
   bool quiet = false;
   po::options_description desc(
       "usage: wensu pretrain --config MODEL.json --data 'shards/*.fasta.gz' --out RUN/ [options]\n"
-      "       mpirun -np N wensu pretrain ...   (data parallel; MoE configs also expert parallel)\n\n"
+      "       mpirun -np N wensu pretrain ...   (data parallel: each rank reads its own shards;\n"
+      "                                          MoE configs also expert parallel)\n\n"
       "Masked-LM pretraining (ESM-2 recipe: 15% of residues, 80% <mask> / 10% random / 10% kept)\n"
       "of the model in MODEL.json (e.g. data/configs/esm2_8m.json) on FASTA or gzipped FASTA\n"
       "files. Writes RUN/metrics.jsonl (one JSON line per step: loss, ppl, lr, tokens/s; and\n"
@@ -60,6 +61,7 @@ int cmd_pretrain(const Args& args) {
       ("steps", po::value(&opt.steps)->default_value(0), "optimizer steps (0: 1000 for a new run; with --resume the run's own, unless this is larger)")
       ("max-len", po::value(&opt.max_len)->default_value(opt.max_len), "tokens per sequence (longer ones are cropped at random)")
       ("tokens-per-batch", po::value(&opt.tokens_per_batch)->default_value(opt.tokens_per_batch), "padded tokens per micro-batch over all ranks")
+      ("data-streams", po::value(&opt.data_streams)->default_value(0), "shard streams: each rank reads its own shards, data-streams / ranks streams each (0 = one per rank). One process with --data-streams N sees the global batches of N ranks; a resumed run keeps its own")
       ("accumulate", po::value(&opt.accumulate)->default_value(opt.accumulate), "micro-batches per step")
       ("lr", po::value(&opt.schedule.lr)->default_value(4e-4), "peak learning rate")
       ("warmup", po::value(&opt.schedule.warmup_steps)->default_value(100), "warmup steps")
@@ -116,6 +118,8 @@ int cmd_pretrain(const Args& args) {
       std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
                   (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
                   r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
+    if (opt.skip_invalid)
+      std::printf("skipped %lld invalid FASTA record(s) (--skip-invalid)\n", (long long)r.skipped_records);
     if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
     std::printf("metrics: %s/metrics.jsonl  checkpoint: %s/checkpoint.h5\n", opt.out_dir.c_str(), opt.out_dir.c_str());
   }

@@ -107,7 +107,11 @@ TEST(Pretrain, KilledAndResumedRunLogsTheSameLosses) {
 TEST(Pretrain, TwoRanksLogTheSameLossesAsOneProcess) {
   Workspace w("mpi");
   const std::string one = (w.dir / "one").string(), two = (w.dir / "two").string();
-  ASSERT_EQ(run_wensu(w.args(one, 6) + " --threads 1", (w.dir / "o1").string(), (w.dir / "e1").string()), 0)
+  // One process running both data streams sees the global batches of two ranks that each read
+  // their own shard.
+  ASSERT_EQ(run_wensu(w.args(one, 6) + " --threads 1 --data-streams 2", (w.dir / "o1").string(),
+                      (w.dir / "e1").string()),
+            0)
       << read_text((w.dir / "e1").string());
   const std::string cmd = std::string(WENSU_MPIEXEC) + " -np 2 '" + wensu_binary() +
                           "' " + w.args(two, 6) + " --threads 1 >'" + (w.dir / "o2").string() + "' 2>&1";
@@ -133,4 +137,22 @@ TEST(Pretrain, BadFastaIsAOneLineErrorAndWritesNothing) {
   EXPECT_NE(err.find("line 4"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(out + "/checkpoint.h5"));
   EXPECT_FALSE(fs::exists(out + "/metrics.jsonl"));
+}
+
+// --skip-invalid: the run goes on, and says how many records it skipped (stdout and metrics).
+TEST(Pretrain, SkipInvalidCountsWhatItSkipped) {
+  Workspace w("skip");
+  const std::string bad = (w.dir / "bad.fasta").string();
+  std::ofstream(bad) << ">UniRef50_OK fine\nACDEFGHIKLMNPQ\n>UniRef50_BAD broken\nACDE1GHIK\n>UniRef50_EMPTY\n"
+                        ">UniRef50_OK2 fine\nMKVLAAGIVGLLL\n";
+  const std::string out = (w.dir / "run").string();
+  const std::string args = "pretrain --config '" + w.config + "' --data '" + bad + "' --out '" + out +
+                           "' --steps 2 --max-len 64 --tokens-per-batch 512 --quiet --threads 1 --skip-invalid";
+  ASSERT_EQ(run_wensu(args, (w.dir / "o").string(), (w.dir / "e").string()), 0) << read_text((w.dir / "e").string());
+  EXPECT_NE(read_text((w.dir / "o").string()).find("skipped 2 invalid FASTA record(s)"), std::string::npos)
+      << read_text((w.dir / "o").string());
+  std::ifstream in(out + "/metrics.jsonl");
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(nlohmann::json::parse(first).at("skipped_records").get<int64_t>(), 2) << first;
 }

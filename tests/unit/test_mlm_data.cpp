@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <unistd.h>
 
 #include "wensu/core/generator.h"
@@ -140,4 +141,66 @@ TEST(MlmData, RankRowsSplitEveryRowOnce) {
   }
   EXPECT_EQ(rows, g.sequences);
   EXPECT_EQ(masked, g.masked);
+}
+
+// Data streams deal the shards out: over one pass each stream reads only its own files, the
+// streams together read every record once, and every stream's share of the budget holds.
+TEST(MlmData, StreamsReadDisjointShardsAndTogetherAll) {
+  auto files = make_shards("streams");
+  auto more = make_shards("streams2");  // four shards (the second call reuses the same records, renamed)
+  files.insert(files.end(), more.begin(), more.end());
+  auto cfg = config(files);
+  cfg.repeat = false;
+  std::multiset<std::vector<int64_t>> seen_by_streams;
+  for (int64_t s = 0; s < 2; ++s) {
+    auto c = cfg;
+    c.stream = s;
+    c.streams = 2;
+    c.tokens_per_batch = cfg.tokens_per_batch / 2;
+    train::MlmStream stream(c);
+    train::MlmBatch b;
+    int64_t sequences = 0;
+    while (stream.next(b)) {
+      EXPECT_LE(b.tokens.size(0) * b.tokens.size(1), c.tokens_per_batch);
+      const auto t = b.targets.to_vector<int64_t>();
+      sequences += b.sequences;
+      for (int64_t r = 0; r < b.sequences; ++r)
+        seen_by_streams.insert(std::vector<int64_t>(t.begin() + r * b.tokens.size(1), t.begin() + (r + 1) * b.tokens.size(1)));
+    }
+    EXPECT_EQ(sequences, 300) << "stream " << s << " reads two of the four shards";
+  }
+  EXPECT_EQ(seen_by_streams.size(), 600u);
+}
+
+// A share of all streams (one process) gives, step by step, the rows of the per-rank shares
+// stacked in rank order; cursors gathered from the ranks resume either form.
+TEST(MlmData, OneShareOfAllStreamsEqualsTheRankSharesStacked) {
+  auto files = make_shards("share");
+  auto cfg = config(files);
+  train::MlmShare whole(cfg, 2, 0, 2), rank0(cfg, 2, 0, 1), rank1(cfg, 2, 1, 1);
+  for (int step = 0; step < 12; ++step) {
+    const auto all = train::MlmShare::stack(whole.next_parts());
+    const auto p0 = rank0.next_parts(), p1 = rank1.next_parts();
+    EXPECT_TRUE(same(all, train::MlmShare::stack({p0[0], p1[0]}))) << "step " << step;
+  }
+  Tensor cursors = rank0.cursors();
+  const auto c1 = rank1.cursors().to_vector<int64_t>();
+  auto merged = cursors.to_vector<int64_t>();
+  for (size_t i = 0; i < merged.size(); ++i) merged[i] += c1[i];  // what the ranks' all-reduce does
+  EXPECT_EQ(merged, whole.cursors().to_vector<int64_t>());
+  train::MlmShare resumed(cfg, 2, 0, 2);
+  resumed.restore(Tensor::from_vector(merged, {2, 7}));
+  for (int step = 0; step < 5; ++step)
+    EXPECT_TRUE(same(train::MlmShare::stack(resumed.next_parts()), train::MlmShare::stack(whole.next_parts())))
+        << "step " << step;
+}
+
+TEST(MlmData, MoreStreamsThanShardsIsAClearError) {
+  auto files = make_shards("toofew");
+  try {
+    train::MlmShare share(config(files), 3, 0, 3);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2 FASTA file(s) for 3 data streams"), std::string::npos) << e.what();
+  }
 }

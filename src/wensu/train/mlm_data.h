@@ -5,8 +5,13 @@
 //
 // Deterministic from a seed, with no hidden state: the shard order of each epoch, each
 // sequence's crop, each pool's batch order and every mask are drawn from counter-based Philox
-// keyed by (epoch, record, batch, position). The stream's position is six integers (cursor());
+// keyed by (epoch, record, batch, position). The stream's position is seven integers (cursor());
 // restoring them rebuilds exactly the batches an uninterrupted stream would have produced.
+//
+// Data parallelism: the shards are dealt to `streams` independent streams (stream s reads
+// positions s, s + streams, ... of each epoch's shard order), so each MPI rank opens and parses
+// only its own files. A step's global batch is one batch from every stream; a rank runs its
+// streams (MlmShare), and one process given all the streams sees the same global batch.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -31,6 +36,7 @@ struct MlmDataConfig {
   bool shuffle = true;              // false (validation): files in order, crops from the start, batches in order
   bool repeat = true;               // false: next() returns false after one pass
   bool skip_invalid = false;        // skip (and count) invalid FASTA records instead of failing
+  int64_t stream = 0, streams = 1;  // this stream's share of the shards (see above)
 };
 
 struct MlmBatch {
@@ -53,6 +59,8 @@ class MlmStream {
   Tensor cursor() const;
   void restore(const Tensor& cursor);  // reopens files and rebuilds the pool
   int64_t epoch() const { return epoch_; }
+  // Invalid records skipped (skip_invalid) in the first pass over the files, since this stream was
+  // made or restored.
   int64_t skipped_records() const { return skipped_; }
 
  private:
@@ -60,6 +68,7 @@ class MlmStream {
     std::vector<int64_t> tokens;  // <cls> residues <eos>
   };
   void start_epoch(int64_t epoch);
+  uint64_t seed() const;  // of the crops, batch orders and masks: one per stream
   bool fill_pool();  // reads up to cfg.pool sequences; false when the epoch has no more
   bool read_record(Sequence& s);
   void open_shard();
@@ -73,6 +82,27 @@ class MlmStream {
   std::unique_ptr<io::FastaReader> reader_;
   std::vector<Sequence> pool_;
   std::vector<std::vector<size_t>> batches_;  // of the current pool, in the order they are served
+};
+
+// The streams [first, first + count) of `streams`, as one batch per step: their batches stacked
+// (rows padded to the longest, or to at least min_len). Every stream holds the global
+// tokens_per_batch / streams.
+class MlmShare {
+ public:
+  MlmShare(const MlmDataConfig& cfg, int64_t streams, int64_t first, int64_t count);
+  // The next batch of each stream (not yet stacked), so that ranks can agree on a length first.
+  std::vector<MlmBatch> next_parts();
+  static MlmBatch stack(const std::vector<MlmBatch>& parts, int64_t min_len = 0);
+  // int64 [streams, 7]: this share's rows filled, the others 0 (sum over ranks for the whole).
+  Tensor cursors() const;
+  // From [streams, 7] (or a one-stream cursor [7] when streams == 1).
+  void restore(const Tensor& cursors);
+  int64_t epoch() const;  // of the first stream
+  int64_t skipped_records() const;
+
+ private:
+  int64_t streams_, first_;
+  std::vector<std::unique_ptr<MlmStream>> parts_;
 };
 
 // Rank `rank`'s share of a global batch (rows rank, rank + world, ...), for data parallelism;

@@ -110,9 +110,10 @@ struct Run {
   const dist::Communicator& world;
   models::Esm2& model;
   optim::AdamW& adamw;
-  MlmStream& stream;
+  MlmShare& data;
 
-  io::Checkpoint checkpoint(int64_t step) const {
+  // cursors: every stream's data cursor [streams, 7], gathered from all ranks.
+  io::Checkpoint checkpoint(int64_t step, const Tensor& cursors) const {
     io::Checkpoint ck;
     ck.step = step;
     ck.model_config = nlohmann::json(opt.model).dump();
@@ -120,13 +121,15 @@ struct Run {
     ck.params = to_io(model.named_parameters());
     ck.optimizer = to_io(adamw.state());
     ck.rng = all_generator_states();
-    ck.extra = {{"data.cursor", stream.cursor()}};
+    ck.extra = {{"data.cursor", cursors}};
     return ck;
   }
   void save(int64_t step) const {
     const std::string path = opt.out_dir + "/checkpoint.h5";
-    if (groups.ep > 1) return io::save_checkpoint_distributed(path, checkpoint(step), groups);
-    if (world.rank() == 0) io::save_checkpoint(path, checkpoint(step));
+    Tensor cursors = data.cursors();  // this rank's rows; the others are 0
+    if (world.size() > 1) world.all_reduce_sum(cursors);
+    if (groups.ep > 1) return io::save_checkpoint_distributed(path, checkpoint(step, cursors), groups);
+    if (world.rank() == 0) io::save_checkpoint(path, checkpoint(step, cursors));
     world.barrier();
   }
   int64_t load() {
@@ -139,7 +142,7 @@ struct Run {
     adamw.sync_steps_from_state();
     restore_generator_states(ck.rng);
     for (const auto& nt : ck.extra)
-      if (nt.name == "data.cursor") stream.restore(nt.tensor);
+      if (nt.name == "data.cursor") data.restore(nt.tensor);
     return ck.step;
   }
 };
@@ -152,6 +155,7 @@ std::string pretrain_options_json(const PretrainOptions& o) {
                       {"steps", o.steps},
                       {"max_len", o.max_len},
                       {"tokens_per_batch", o.tokens_per_batch},
+                      {"data_streams", o.data_streams},
                       {"accumulate", o.accumulate},
                       {"pool", o.pool},
                       {"schedule", o.schedule},
@@ -173,6 +177,7 @@ void apply_pretrain_options_json(const std::string& text, PretrainOptions& o) {
   o.steps = j.at("steps");
   o.max_len = j.at("max_len");
   o.tokens_per_batch = j.at("tokens_per_batch");
+  o.data_streams = j.value("data_streams", int64_t(1));  // runs from before data streams had one
   o.accumulate = j.at("accumulate");
   o.pool = j.at("pool");
   o.schedule = j.at("schedule").get<optim::ScheduleConfig>();
@@ -249,8 +254,15 @@ PretrainResult run_pretrain(PretrainOptions opt) {
   dc.pool = opt.pool;
   dc.seed = opt.seed;
   dc.skip_invalid = opt.skip_invalid;
-  MlmStream stream(dc);
-  Run run{opt, groups, world, model, adamw, stream};
+  if (opt.data_streams <= 0) opt.data_streams = world.size();  // fixed for the run from here on (train_config)
+  const int64_t streams = opt.data_streams, per_rank = streams / world.size();
+  WENSU_CHECK(streams % world.size() == 0, "pretrain: ", streams, " data streams do not divide over ", world.size(),
+              " processes; use a number of processes that divides --data-streams (this run's: ", streams, ")");
+  MlmShare data(dc, streams, world.rank() * per_rank, per_rank);
+  Run run{opt, groups, world, model, adamw, data};
+  // MoE layers route and balance over the whole global batch, counting padded positions too, so
+  // every rank pads its rows to the same length as one process holding all streams would.
+  const bool common_length = has_moe(opt.model) && world.size() > 1;
 
   int64_t step = 0;
   if (opt.resume) {
@@ -290,15 +302,22 @@ PretrainResult run_pretrain(PretrainOptions opt) {
     std::vector<MlmBatch> micro(size_t(opt.accumulate));
     int64_t step_masked = 0, step_tokens = 0;
     for (auto& m : micro) {
-      stream.next(m);
+      auto parts = data.next_parts();
+      int64_t len = 0;
+      if (common_length) {
+        for (const auto& p : parts) len = std::max(len, p.tokens.size(1));
+        for (int64_t l : world.all_gather(len)) len = std::max(len, l);
+      }
+      m = MlmShare::stack(parts, len);
       step_masked += m.masked;
       step_tokens += m.real_tokens;
     }
+    step_masked = int64_t(all_sum(double(step_masked), world));
+    step_tokens = int64_t(all_sum(double(step_tokens), world));
     double loss_sum = 0, aux_sum = 0;
     for (auto& m : micro) {
-      MlmBatch local = rank_rows(m, world.rank(), world.size());
-      Tensor logits = model.forward(local.tokens);  // [b, L, 33]
-      Tensor loss = local_mlm_loss(logits, local, std::max<int64_t>(step_masked, 1), world.size());
+      Tensor logits = model.forward(m.tokens);  // [b, L, 33]
+      Tensor loss = local_mlm_loss(logits, m, std::max<int64_t>(step_masked, 1), world.size());
       Tensor aux = model.aux_loss();
       if (aux.defined()) {
         aux_sum += aux.item() / double(opt.accumulate);
@@ -314,6 +333,8 @@ PretrainResult run_pretrain(PretrainOptions opt) {
     adamw.step(lr);
     adamw.zero_grad();
     const double loss = all_sum(loss_sum, world);
+    const int64_t skipped = opt.skip_invalid ? int64_t(all_sum(double(data.skipped_records()), world)) : 0;
+    res.skipped_records = skipped;
     res.losses.push_back(loss);
     tokens_done += double(step_tokens);
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -321,7 +342,8 @@ PretrainResult run_pretrain(PretrainOptions opt) {
       nlohmann::json line = {{"step", step}, {"loss", loss}, {"ppl", std::exp(loss)}, {"lr", lr},
                              {"grad_norm", gnorm}, {"tokens", int64_t(tokens_done)}, {"step_tokens", step_tokens},
                              {"tokens_per_s", tokens_done / el},
-                             {"elapsed_s", el}, {"epoch", stream.epoch()}};
+                             {"elapsed_s", el}, {"epoch", data.epoch()}};
+      if (opt.skip_invalid) line["skipped_records"] = skipped;
       if (aux_sum != 0) line["moe_aux"] = aux_sum;
       *m << line.dump() << "\n" << std::flush;
     }

@@ -3,8 +3,9 @@
 // as JSON lines, periodic validation perplexity, atomic checkpoints every N steps and on
 // SIGINT/SIGTERM, and an exact resume: parameters, AdamW moments, every RNG and the data cursor
 // are in the checkpoint, so a killed and resumed run logs the same losses as one that never
-// stopped. Under mpirun the ranks split every global batch (data parallel) and, for MoE
-// configs, the experts (expert parallel); the losses equal one process's on the same batches.
+// stopped. Under mpirun each rank reads its own shards (data streams, mlm_data.h) and, for MoE
+// configs, holds its share of the experts (expert parallel); one process given the same number
+// of data streams sees the same global batches and logs the same losses.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,7 +25,8 @@ struct PretrainOptions {
   bool resume = false;                // continue from out_dir/checkpoint.h5
   int64_t steps = 1000;               // with resume: the larger of this and the run's own
   int64_t max_len = 512;              // tokens per sequence with <cls> and <eos>
-  int64_t tokens_per_batch = 8192;    // padded tokens per micro-batch (whole world)
+  int64_t tokens_per_batch = 8192;    // padded tokens per micro-batch (whole world, all streams)
+  int64_t data_streams = 0;           // shard streams (0: the number of processes); each rank runs data_streams / ranks
   int64_t accumulate = 1;             // micro-batches per step
   int64_t pool = 2048;
   optim::ScheduleConfig schedule;
@@ -46,6 +48,7 @@ struct PretrainResult {
   double seconds = 0, tokens_per_s = 0;
   double val_loss = 0, val_ppl = 0;  // last validation (0 when none ran)
   bool interrupted = false;          // stopped by SIGINT/SIGTERM (after a checkpoint)
+  int64_t skipped_records = 0;       // invalid FASTA records skipped (--skip-invalid) in the first pass, all ranks, since this call started
 };
 
 // The options as JSON (what the checkpoint stores as train_config) and back.
