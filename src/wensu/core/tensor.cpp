@@ -1,6 +1,7 @@
 #include "wensu/core/tensor.h"
 
 #include <cmath>
+#include <type_traits>
 #include <sstream>
 
 #include "wensu/autograd/node.h"
@@ -91,23 +92,32 @@ Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& s) { retur
 Tensor Tensor::from_vector(const std::vector<int64_t>& v, const Shape& s) { return from_vec(v, s); }
 
 Tensor Tensor::randn(const Shape& shape, Generator& gen, DType dtype, double mean, double std) {
-  Tensor t = empty(shape, DType::f64);
-  double* p = t.data<double>();
+  // Drawn in double and stored straight into float32 or float64 (no float64 copy of a float32
+  // tensor: at long lengths that transient was most of a benchmark's memory).
+  const bool direct = dtype == DType::f32 || dtype == DType::f64;
+  Tensor t = empty(shape, direct ? dtype : DType::f64);
   const int64_t n = t.numel();
   // Each Philox counter yields 4 uniforms -> 2 Box-Muller pairs -> 4 normals.
   const uint64_t base = gen.reserve(uint64_t((n + 3) / 4));
-  for (int64_t i = 0; i < n; i += 4) {
-    auto r = philox4x32(gen.seed(), base + uint64_t(i / 4));
-    for (int k = 0; k < 2; ++k) {
-      double u1 = (double(r[2 * k]) + 1.0) / 4294967297.0;  // (0, 1]: log is finite
-      double u2 = double(r[2 * k + 1]) / 4294967296.0;
-      double rad = std::sqrt(-2.0 * std::log(u1));
-      double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
-      if (i + 2 * k < n) p[i + 2 * k] = mean + std * z0;
-      if (i + 2 * k + 1 < n) p[i + 2 * k + 1] = mean + std * z1;
+  auto fill = [&](auto* p) {
+    using T = std::remove_pointer_t<decltype(p)>;
+    for (int64_t i = 0; i < n; i += 4) {
+      auto r = philox4x32(gen.seed(), base + uint64_t(i / 4));
+      for (int k = 0; k < 2; ++k) {
+        double u1 = (double(r[2 * k]) + 1.0) / 4294967297.0;  // (0, 1]: log is finite
+        double u2 = double(r[2 * k + 1]) / 4294967296.0;
+        double rad = std::sqrt(-2.0 * std::log(u1));
+        double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
+        if (i + 2 * k < n) p[i + 2 * k] = T(mean + std * z0);
+        if (i + 2 * k + 1 < n) p[i + 2 * k + 1] = T(mean + std * z1);
+      }
     }
-  }
-  return dtype == DType::f64 ? t : t.to(dtype);
+  };
+  if (t.dtype() == DType::f32)
+    fill(t.data<float>());
+  else
+    fill(t.data<double>());
+  return t.dtype() == dtype ? t : t.to(dtype);
 }
 
 Tensor Tensor::rand(const Shape& shape, Generator& gen, DType dtype, double lo, double hi) {

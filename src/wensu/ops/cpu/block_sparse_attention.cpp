@@ -175,8 +175,8 @@ void forward_typed(const Params& p, const T* q, const T* k, const T* v, T* out, 
       for (int64_t u = t * per_task; u < (t + 1) * per_task; ++u) {
         const int64_t rb = u % nrb, bh = u / nrb, b = bh / p.H, h = bh % p.H;
         const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
-        keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, true);
-        values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, false);
+        keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, false, true);
+        values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, true, false);
         const Rows<T> Q = q_rows.load(tiles, q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1], p.q_s[1], m, p.D);
         const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
         zero(acc.data(), m * p.Dv);
@@ -264,8 +264,8 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
   auto row_block = [&](Scratch& w, int64_t bh, int64_t rb, bool dkv) {
     const int64_t b = bh / p.H, h = bh % p.H;
     const int64_t i0 = rb * bs, m = std::min(bs, p.Lq - i0);
-    w.keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, true);
-    w.values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, true);
+    w.keys.load(tiles, bh, k + b * p.k_s[0] + h * p.k_s[2], p.k_s[1], p.Lk, p.D, true, true);
+    w.values.load(tiles, bh, v + b * p.v_s[0] + h * p.v_s[2], p.v_s[1], p.Lk, p.Dv, false, true);
     const Rows<T> Q = w.q_rows.load(tiles, q + b * p.q_s[0] + h * p.q_s[2] + i0 * p.q_s[1], p.q_s[1], m, p.D);
     const Rows<T> dO = w.do_rows.load(tiles, dout + b * p.do_s[0] + h * p.do_s[2] + i0 * p.do_s[1], p.do_s[1], m, p.Dv);
     const T* L = lse + bh * p.Lq + i0;
@@ -320,15 +320,18 @@ void backward_typed(const Params& p, const T* q, const T* k, const T* v, const T
 
     // dK, dV pass: tasks own key column blocks; tiles [M x n] with leading dimension bs, M up to
     // W rows (a run of consecutive row blocks attending to this column block). The block's keys
-    // and values are the panel operands; Q and dO rows are read in place.
+    // and values are the panel operands (keyed by task, not head: forget the dQ pass's); Q and
+    // dO rows are read in place.
+    w.keys.forget();
+    w.values.forget();
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tasks_kv; ++t) {
       const int64_t cb = t % ncb, bh = t / ncb, b = bh / p.H, h = bh % p.H;
       const int64_t j0 = cb * bs, n = std::min(bs, p.Lk - j0);
       const T* Q = q + b * p.q_s[0] + h * p.q_s[2];
       const T* dO = dout + b * p.do_s[0] + h * p.do_s[2];
-      w.keys.load(tiles, t, k + b * p.k_s[0] + h * p.k_s[2] + j0 * p.k_s[1], p.k_s[1], n, p.D, true);
-      w.values.load(tiles, t, v + b * p.v_s[0] + h * p.v_s[2] + j0 * p.v_s[1], p.v_s[1], n, p.Dv, true);
+      w.keys.load(tiles, t, k + b * p.k_s[0] + h * p.k_s[2] + j0 * p.k_s[1], p.k_s[1], n, p.D, false, true);
+      w.values.load(tiles, t, v + b * p.v_s[0] + h * p.v_s[2] + j0 * p.v_s[1], p.v_s[1], n, p.Dv, false, true);
       const T* L = lse + bh * p.Lq;
       const T* Dl = delta.data() + bh * p.Lq;
       const int64_t* pad = p.key_padding ? p.key_padding + b * p.Lk + j0 : nullptr;

@@ -72,26 +72,34 @@ template <typename T>
 class HeadRows {
  public:
   // n rows of `width` values, row j at src + j * ld; key identifies them (say, the head), so that
-  // loading the same rows again is free.
-  void load(bool use, int64_t key, const T* src, int64_t ld, int64_t n, int64_t width, bool panels) {
+  // loading the same rows again is free. With tiles, `rows` asks for a contiguous copy (for
+  // from()) and `panels` for the packed form (for scores()); only what is asked for is made.
+  void load(bool use, int64_t key, const T* src, int64_t ld, int64_t n, int64_t width, bool rows, bool panels) {
     width_ = width;
     use_ = false;
     if constexpr (std::is_same_v<T, float>) {
       if (use) {
         use_ = true;
-        if (key == key_ && (has_panels_ || !panels)) return;
-        float* dst = rows_buf_.reserve(n * width);
-        for (int64_t j = 0; j < n; ++j) std::memcpy(dst + j * width, src + j * ld, size_t(width) * sizeof(float));
-        rows_ = {dst, width};
-        if (panels) tiles::pack_panels(dst, width, n, width, panel_buf_.reserve(tiles::packed_floats(n, width)));
+        if (key == key_) return;
+        if (rows) {
+          float* dst = rows_buf_.reserve(n * width);
+          for (int64_t j = 0; j < n; ++j) std::memcpy(dst + j * width, src + j * ld, size_t(width) * sizeof(float));
+          rows_ = {dst, width};
+        } else {
+          rows_ = {};
+        }
+        if (panels) tiles::pack_panels(src, ld, n, width, panel_buf_.reserve(tiles::packed_floats(n, width)));
         key_ = key;
-        has_panels_ = panels;
         return;
       }
     }
     rows_ = {src, ld};
     key_ = -1;
   }
+
+  // Drops the key: the next load makes its copies whatever key it has (keys of different loops
+  // may coincide).
+  void forget() { key_ = -1; }
 
   // Rows j0, j0 + 1, ... (a B operand of `accumulate`).
   Rows<T> from(int64_t j0) const { return {rows_.row(j0), rows_.ld}; }
@@ -106,7 +114,7 @@ class HeadRows {
   }
 
  private:
-  bool use_ = false, has_panels_ = false;
+  bool use_ = false;
   int64_t key_ = -1, width_ = 0;
   Rows<T> rows_;
   tiles::PanelBuffer rows_buf_, panel_buf_;
