@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libdnnl-dev libeigen3-dev libsleef-dev
+  libdnnl-dev libeigen3-dev libsleef-dev liblbfgspp-dev
   libboost-dev libboost-program-options-dev
   libhdf5-dev nlohmann-json3-dev zlib1g-dev
-  gemmi-dev tao-pegtl-dev libstb-dev
+  gemmi-dev tao-pegtl-dev libstb-dev libssl-dev
   libgtest-dev
   libopenmpi-dev openmpi-bin
   libplplot-dev plplot-driver-cairo

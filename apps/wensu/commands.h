@@ -16,6 +16,11 @@ int cmd_bench(const Args& args);
 int cmd_pretrain(const Args& args);
 int cmd_eval_ppl(const Args& args);
 int cmd_embed(const Args& args);
+int cmd_score(const Args& args);
+int cmd_train_fold(const Args& args);
+int cmd_fold(const Args& args);
+int cmd_structdb(const Args& args);
+int cmd_eval_fold(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_plot(const Args& args);
 

@@ -30,12 +30,17 @@ const Command kCommands[] = {
     {"pretrain", "masked-LM pretraining of a protein language model on FASTA shards", wensu::app::cmd_pretrain},
     {"eval-ppl", "masked-LM perplexity of a checkpoint on FASTA files", wensu::app::cmd_eval_ppl},
     {"embed", "per-sequence / per-residue embeddings of FASTA files to HDF5", wensu::app::cmd_embed},
+    {"fold", "predict structures for FASTA records: PDB, mmCIF, pLDDT, contact map, distogram", wensu::app::cmd_fold},
+    {"train-fold", "train the structure heads of wensu fold on fold shards", wensu::app::cmd_train_fold},
+    {"eval-fold", "evaluate a fold model on the test split (TM-score, lDDT-CA, contact precision)", wensu::app::cmd_eval_fold},
+    {"structdb", "ProMod3 structure database: info, FASTA, fold training shards", wensu::app::cmd_structdb},
+    {"score", "compare a predicted structure with its reference (TM-score, RMSD, GDT-TS, lDDT-CA)", wensu::app::cmd_score},
 };
 
 void usage(std::FILE* out) {
   std::fprintf(out, "wensu %s: protein sequence modelling engine\n\nusage: wensu COMMAND [options]\n\ncommands:\n",
                WENSU_VERSION);
-  for (auto& c : kCommands) std::fprintf(out, "  %-9s %s\n", c.name, c.summary);
+  for (auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out, "\n'wensu COMMAND --help' describes each command.\n");
 }
 

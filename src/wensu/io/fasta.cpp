@@ -299,6 +299,7 @@ struct FastaReader::Impl {
   // Strict mode: throws `msg`. skip_invalid: marks the record bad (the caller skips it).
   void invalid(bool& bad, const std::string& msg) const {
     if (!opt.skip_invalid) throw Error(msg);
+    if (!bad && opt.on_skip) opt.on_skip(msg);
     bad = true;
   }
 

@@ -22,6 +22,7 @@
 // corrupt gzip stream (the data is gone; skipping cannot recover it).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ struct FastaRecord {
 
 struct FastaOptions {
   bool skip_invalid = false;  // skip and count invalid records instead of throwing
+  // skip_invalid: called with the error message (file, record, line) of each skipped record.
+  std::function<void(const std::string&)> on_skip;
 };
 
 class FastaReader {
