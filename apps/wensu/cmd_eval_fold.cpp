@@ -40,12 +40,7 @@ int cmd_eval_fold(const Args& args) {
   if (!parse_options(desc, args)) return 0;
   WENSU_CHECK(!shards.empty(), "eval-fold: --shards is required (e.g. ~/.cache/wensu/fold/test.h5)");
   set_num_threads(threads);
-  for (size_t a = 0; a <= shards.size();) {
-    size_t b = shards.find(',', a);
-    if (b == std::string::npos) b = shards.size();
-    if (b > a) opt.shards.push_back(shards.substr(a, b - a));
-    a = b + 1;
-  }
+  opt.shards = split_list(shards);
   if (model_path.empty()) model_path = fold::default_fold_model_path();
   fold::FoldModel model = fold::load_fold_model(model_path);
   fs::create_directories(out_dir);

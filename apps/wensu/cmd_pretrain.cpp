@@ -82,17 +82,6 @@ int cmd_pretrain(const Args& args) {
   const dist::Communicator& world = dist::Communicator::world();
   set_num_threads(threads);
   opt.progress = !quiet;
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    size_t a = 0;
-    while (a <= s.size()) {
-      size_t b = s.find(',', a);
-      if (b == std::string::npos) b = s.size();
-      if (b > a) out.push_back(s.substr(a, b - a));
-      a = b + 1;
-    }
-    return out;
-  };
   if (!opt.resume) {
     WENSU_CHECK(!config.empty(), "pretrain: --config MODEL.json is required (e.g. data/configs/esm2_8m.json)");
     WENSU_CHECK(!data.empty(), "pretrain: --data is required (FASTA files or globs, comma-separated)");
@@ -105,8 +94,8 @@ int cmd_pretrain(const Args& args) {
       throw Error("pretrain: " + config + " is not valid JSON: " + e.what());
     }
     opt.model = j.get<models::Esm2Config>();
-    opt.data = split(data);
-    opt.val_data = split(val);
+    opt.data = split_list(data);
+    opt.val_data = split_list(val);
     if (opt.steps <= 0) opt.steps = 1000;
     opt.schedule.total_steps = opt.steps;
   }

@@ -47,16 +47,6 @@ int cmd_train_fold(const Args& args) {
   if (!parse_options(desc, args)) return 0;
   set_num_threads(threads);
   opt.progress = !quiet;
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    for (size_t a = 0; a <= s.size();) {
-      size_t b = s.find(',', a);
-      if (b == std::string::npos) b = s.size();
-      if (b > a) out.push_back(s.substr(a, b - a));
-      a = b + 1;
-    }
-    return out;
-  };
   if (!opt.resume) {
     WENSU_CHECK(!train.empty(), "train-fold: --train SHARDS is required (scripts/data/make-structure-data.sh makes them)");
     if (!config.empty()) {
@@ -65,8 +55,8 @@ int cmd_train_fold(const Args& args) {
       opt.model = nlohmann::json::parse(in).get<models::FoldConfig>();
     }
     if (!features.empty()) opt.model.features = features;
-    opt.train = split(train);
-    opt.valid = split(valid);
+    opt.train = split_list(train);
+    opt.valid = split_list(valid);
     opt.schedule.total_steps = opt.steps;
   }
   const fold::FoldTrainResult r = fold::run_train_fold(opt);

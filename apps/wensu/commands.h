@@ -32,6 +32,9 @@ int cmd_plot(const Args& args);
 int run_subcommand(const char* command, const char* what, const char* usage, const Args& args,
                    const std::vector<std::pair<std::string, int (*)(const Args&)>>& subcommands);
 
+// "a,b,,c" -> {"a", "b", "c"}: comma-separated lists of files or globs (--data, --train).
+std::vector<std::string> split_list(const std::string& s);
+
 // With `positional`, bare arguments fill the options it names (e.g. input files).
 bool parse_options(const boost::program_options::options_description& desc, const Args& args,
                    const boost::program_options::positional_options_description* positional = nullptr);

@@ -76,6 +76,17 @@ int wensu::app::run_subcommand(const char* command, const char* what, const char
   return 2;
 }
 
+std::vector<std::string> wensu::app::split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t a = 0; a <= s.size();) {
+    size_t b = s.find(',', a);
+    if (b == std::string::npos) b = s.size();
+    if (b > a) out.push_back(s.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
 bool wensu::app::parse_options(const boost::program_options::options_description& desc, const Args& args,
                                const boost::program_options::positional_options_description* positional) {
   namespace po = boost::program_options;

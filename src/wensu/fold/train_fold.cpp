@@ -1,10 +1,8 @@
 #include "wensu/fold/train_fold.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,29 +20,11 @@
 #include "wensu/ops/shape.h"
 #include "wensu/ops/softmax.h"
 #include "wensu/train/progress.h"
+#include "wensu/train/signals.h"
 #include "wensu/train/state.h"
 
 namespace wensu::fold {
 namespace {
-
-std::atomic<int> g_signal{0};
-extern "C" void on_fold_signal(int sig) { g_signal = sig; }
-
-struct SignalScope {
-  struct sigaction old_int {}, old_term {};
-  SignalScope() {
-    g_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_fold_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~SignalScope() {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-  }
-};
 
 constexpr uint64_t kSampleStream = 0x464f4c44ull;  // "FOLD"
 
@@ -274,7 +254,7 @@ FoldTrainResult run_train_fold(FoldTrainOptions opt) {
   res.first_step = step + 1;
   const int64_t last = opt.stop_after >= 0 ? std::min(opt.steps, step + opt.stop_after) : opt.steps;
   train::ProgressBar bar("train-fold", opt.steps, "step");
-  SignalScope signals;
+  train::SignalScope signals;
   const auto t0 = std::chrono::steady_clock::now();
   auto validate = [&](int64_t at) {
     if (valid.empty()) return;
@@ -324,7 +304,7 @@ FoldTrainResult run_train_fold(FoldTrainOptions opt) {
       bar.update(step, status);
     }
     if (opt.val_every > 0 && step % opt.val_every == 0) validate(step);
-    const bool stop = g_signal != 0;
+    const bool stop = train::stop_requested();
     if (stop || step == last || (opt.ckpt_every > 0 && step % opt.ckpt_every == 0)) save(step);
     if (stop) {
       res.interrupted = true;

@@ -1,9 +1,7 @@
 #include "wensu/train/pretrain.h"
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,30 +19,11 @@
 #include "wensu/ops/shape.h"
 #include "wensu/train/mlm_data.h"
 #include "wensu/train/progress.h"
+#include "wensu/train/signals.h"
 #include "wensu/train/state.h"
 
 namespace wensu::train {
 namespace {
-
-std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) { g_signal = sig; }
-
-// Installs the SIGINT/SIGTERM handlers for the duration of a run.
-struct SignalScope {
-  struct sigaction old_int {}, old_term {};
-  SignalScope() {
-    g_signal = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~SignalScope() {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-  }
-};
 
 // The local loss whose gradient, averaged over the ranks, is the gradient of the mean masked
 // cross-entropy over the whole step (all micro-batches of all ranks): sum of this rank's
@@ -354,7 +333,7 @@ PretrainResult run_pretrain(PretrainOptions opt) {
     }
     if (opt.val_every > 0 && step % opt.val_every == 0) validate(step);
     // Every rank must agree to stop: a signal may reach some ranks only.
-    const bool stop = all_sum(g_signal != 0 ? 1.0 : 0.0, world) > 0;
+    const bool stop = all_sum(stop_requested() ? 1.0 : 0.0, world) > 0;
     if (stop || step == last || (opt.ckpt_every > 0 && step % opt.ckpt_every == 0)) run.save(step);
     if (stop) {
       res.interrupted = true;
