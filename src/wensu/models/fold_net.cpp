@@ -7,7 +7,8 @@
 
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/check.h"
-#include "wensu/ops/attention.h"
+#include "wensu/ops/block_layout.h"
+#include "wensu/ops/block_sparse_attention.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/indexing.h"
 #include "wensu/ops/reduce.h"
@@ -93,7 +94,11 @@ Tensor AxialAttention::forward(const Tensor& z) const {
   Tensor x = norm->forward(z);
   Tensor qkv_x = qkv->forward(x);  // [R, N, 3C]
   auto part = [&](int64_t i) { return ops::reshape(ops::narrow(qkv_x, 2, i * C, C), {R, N, heads, dh}); };
-  Tensor o = ops::reshape(ops::attention(part(0), part(1), part(2)), {R, N, C});  // [R, N, H, dh] -> [R, N, C]
+  // Flash-style (a dense block layout): memory O(R N C), never the [R, H, N, N] probabilities
+  // that dense attention keeps (16 GB for a 1,000-residue chain).
+  auto& layout = layouts_[N];
+  if (!layout) layout = ops::make_block_layout(ops::BlockLayoutConfig{}, N, N);
+  Tensor o = ops::reshape(ops::block_sparse_attention(part(0), part(1), part(2), *layout), {R, N, C});
   return out->forward(ops::mul(ops::sigmoid(gate->forward(x)), o));
 }
 

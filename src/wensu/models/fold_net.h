@@ -10,19 +10,21 @@
 //   z_ij = Linear_l(s)_i + Linear_r(s)_j + Linear_o(a_i (x) b_j) + RelPos(clip(j - i))   [L, L, C]
 //   blocks x { z += RowAttention(LN z); z += ColumnAttention(LN z); z += Transition(LN z) }
 //       axial attention (gated, as in AlphaFold's Evoformer pair stack without triangles),
-//       rows of z are the batch of ops::attention
+//       rows of z are the batch of a flash-style attention (block-sparse with a dense layout)
 //   distogram = Linear(LN (z + z^T) / 2)              [L, L, dist_bins]
 //   t = [s, mean_j LN z_ij]                             [L, S + C]
 //   torsions  = Linear(t) -> [L, 2, torsion_bins] (phi, psi);  plddt = Linear(t) -> [L, plddt_bins]
 //
 // Bins: distance_bin(), torsion_bin(), plddt bins of width 100 / plddt_bins.
 #pragma once
+#include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
 #include "wensu/models/esm2.h"
+#include "wensu/ops/block_layout.h"
 #include "wensu/nn/layers.h"
 
 namespace wensu::models {
@@ -67,6 +69,9 @@ class AxialAttention : public nn::Module {
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> qkv, gate, out;
   int64_t heads;
+
+ private:
+  mutable std::map<int64_t, std::shared_ptr<const ops::BlockLayout>> layouts_;  // dense, by length
 };
 
 class PairBlock : public nn::Module {
