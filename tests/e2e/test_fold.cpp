@@ -93,3 +93,15 @@ TEST_F(Fold, AMissingModelSaysHowToGetOne) {
   EXPECT_NE(run("fold '" + path("in.fasta") + "' --model '" + path("nope.h5") + "'"), 0);
   EXPECT_NE(err().find("train-fold"), std::string::npos) << err();
 }
+
+// The README's first command: the bundled model folds the bundled example.
+TEST_F(Fold, TheBundledModelFoldsTheBundledExample) {
+  const std::string example = std::string(WENSU_TEST_DATA) + "/../../data/examples/fold-example.fasta";
+  ASSERT_EQ(run("fold '" + example + "' -o '" + path("out") + "' --starts 2"), 0) << err();
+  for (const std::string id : {"1AHS_A", "1CC5_A"}) {
+    const fold::Backbone bb = fold::read_backbone(path("out/" + id + ".cif"));
+    EXPECT_GT(bb.size(), 60u) << id;
+    const auto j = nlohmann::json::parse(read_text(path("out/" + id + ".json")));
+    EXPECT_NE(j.at("model").get<std::string>().find("wensu-fold/model.h5"), std::string::npos);
+  }
+}
