@@ -33,7 +33,7 @@ int cmd_train_fold(const Args& args) {
       ("valid", po::value(&valid), "validation shards")
       ("out,o", po::value(&opt.out_dir)->default_value("wensu-fold-run"), "run folder")
       ("resume", po::bool_switch(&opt.resume), "continue the run in --out")
-      ("steps", po::value(&opt.steps)->default_value(opt.steps), "optimizer steps (one chain crop each)")
+      ("steps", po::value(&opt.steps)->default_value(0), "optimizer steps, one chain crop each (0: 2000 for a new run; with --resume the run's own, unless this is larger)")
       ("crop", po::value(&opt.crop)->default_value(opt.crop), "residues per training crop")
       ("lr", po::value(&opt.schedule.lr)->default_value(1e-3), "peak learning rate")
       ("warmup", po::value(&opt.schedule.warmup_steps)->default_value(100), "warmup steps")
@@ -57,6 +57,7 @@ int cmd_train_fold(const Args& args) {
     if (!features.empty()) opt.model.features = features;
     opt.train = split_list(train);
     opt.valid = split_list(valid);
+    if (opt.steps <= 0) opt.steps = 2000;
     opt.schedule.total_steps = opt.steps;
   }
   const fold::FoldTrainResult r = fold::run_train_fold(opt);

@@ -230,14 +230,7 @@ FoldTrainResult run_train_fold(FoldTrainOptions opt) {
   int64_t step = 0;
   if (opt.resume) {
     step = train::load_training_state(ckpt, model, &adamw).step;
-    // Drop metrics lines after the checkpoint (a killed run may have logged more).
-    std::ifstream in(metrics_path);
-    std::string line, kept;
-    while (std::getline(in, line))
-      if (!line.empty() && nlohmann::json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
-    in.close();
-    std::ofstream(metrics_path + ".tmp") << kept;
-    std::filesystem::rename(metrics_path + ".tmp", metrics_path);
+    train::truncate_metrics(metrics_path, step);
   } else {
     std::filesystem::remove(metrics_path);
   }

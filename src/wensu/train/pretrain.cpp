@@ -68,21 +68,6 @@ bool has_moe(const models::Esm2Config& c) {
   return false;
 }
 
-// Keeps the metrics lines of steps <= step (a resumed run rewrites what came after its checkpoint).
-void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("step") && j["step"].get<int64_t>() > step) continue;
-    kept += line + "\n";
-  }
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << kept;
-  std::filesystem::rename(tmp, path);
-}
-
 struct Run {
   PretrainOptions& opt;
   dist::ParallelGroups groups;

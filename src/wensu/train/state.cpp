@@ -1,5 +1,9 @@
 #include "wensu/train/state.h"
 
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "wensu/autograd/grad_mode.h"
 
 namespace wensu::train {
@@ -40,6 +44,21 @@ TrainingState load_training_state(const std::string& path, nn::Module& model, op
   st.train_config = ck.train_config;
   st.extra = extra;
   return st;
+}
+
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("step") && j["step"].get<int64_t>() > step) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << kept;
+  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace wensu::train

@@ -27,4 +27,8 @@ TrainingState load_training_state(const std::string& path, nn::Module& model, op
 
 std::vector<io::NamedTensor> to_io(const nn::NamedTensors& ts);
 
+// Keeps the lines of a metrics.jsonl whose "step" is <= step (and lines without one): a resumed
+// run rewrites what a killed run logged after its checkpoint. No file: nothing to do.
+void truncate_metrics(const std::string& path, int64_t step);
+
 }  // namespace wensu::train
