@@ -1,11 +1,12 @@
 // The GEMM operands of the CPU block-sparse attention kernels, in one of two forms:
 //
-// - tiles (float32, D and Dv multiples of 16, an AVX-512 CPU): a thread copies the keys and
-//   values of the head it works on into contiguous rows and packs them into panels, once per
-//   head, and copies each query block's Q and dO rows contiguous, once per block. The tensors'
-//   own rows lie H * D floats apart (2 KiB for 8 x 64), a stride that maps every row to the same
-//   few cache sets, so a tile's operands evicted each other; contiguous copies fit in L1 and the
-//   tile GEMMs of attention_tiles.h read them with no per-call packing;
+// - tiles (float32, D and Dv multiples of 16, an AVX-512 CPU): once per head, a thread copies
+//   the keys and values of the head it works on into contiguous rows or packs them into panels,
+//   whichever forms its pass reads, and it copies each query block's Q and dO rows contiguous,
+//   once per block. The tensors' own rows lie H * D floats apart (2 KiB for 8 x 64), a stride
+//   that maps every row to the same few cache sets, so a tile's operands evicted each other;
+//   contiguous copies fit in L1 and the tile GEMMs of attention_tiles.h read them with no
+//   per-call packing;
 // - plain: views of the tensors, and the products go to ops::cpu::gemm (oneDNN, or Eigen for
 //   float64).
 //
