@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "wensu/core/check.h"
+#include "wensu/io/hdf5.h"
 #include "wensu/version.h"
 
 namespace wensu::fold {
@@ -26,47 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// HDF5 prints its error stack to stderr by default; users should see only our one line.
-class QuietHdf5 {
- public:
-  QuietHdf5() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  QuietHdf5(const QuietHdf5&) = delete;
-  QuietHdf5& operator=(const QuietHdf5&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-// Owns one HDF5 identifier.
-class Id {
- public:
-  Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  Id(Id&& o) noexcept : id_(std::exchange(o.id_, -1)), close_(o.close_) {}
-  Id& operator=(Id&& o) noexcept {
-    if (this != &o) {
-      close();
-      id_ = std::exchange(o.id_, -1);
-      close_ = o.close_;
-    }
-    return *this;
-  }
-  Id(const Id&) = delete;
-  ~Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  herr_t close() { return id_ >= 0 ? close_(std::exchange(id_, -1)) : 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using io::QuietHdf5;
+using Id = io::Hdf5Handle;
 
 template <typename... A>
 [[noreturn]] void fail(const std::string& path, const A&... a) {
@@ -277,7 +239,7 @@ void FoldShardWriter::close() {
         dims.insert(dims.end(), fields[k].tail.begin(), fields[k].tail.end());
         write_dataset(path_, f, fields[k].name, dims, fields[k].file_type, fields[k].mem_type, data[k]);
       }
-      if (file.close() < 0) fail(path_, "cannot close ", tmp, " (disk full?)");
+      if (file.reset() < 0) fail(path_, "cannot close ", tmp, " (disk full?)");
     }
     fsync_file(path_, tmp);
     if (std::rename(tmp.c_str(), path_.c_str()) != 0)

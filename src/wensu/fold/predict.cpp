@@ -15,6 +15,7 @@
 #include "wensu/core/check.h"
 #include "wensu/core/generator.h"
 #include "wensu/io/checkpoint.h"
+#include "wensu/io/hdf5.h"
 #include "wensu/io/esm_alphabet.h"
 #include "wensu/io/plot.h"
 #include "wensu/ops/softmax.h"
@@ -44,27 +45,19 @@ std::string file_sha256(const std::string& path) {
   return out;
 }
 
-// Closes an HDF5 handle on scope exit.
-struct H5Handle {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  ~H5Handle() {
-    if (id >= 0) close(id);
-  }
-};
 
 void write_float_dataset(hid_t file, const char* name, const std::vector<float>& v, std::vector<hsize_t> dims,
                          const std::string& path) {
-  H5Handle space{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
-  H5Handle plist{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  io::Hdf5Handle space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  io::Hdf5Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (dims.size() >= 2 && !v.empty()) {  // chunked and compressed: probabilities shrink well
     std::vector<hsize_t> chunk = dims;
     chunk[0] = std::min<hsize_t>(dims[0], 64);
-    H5Pset_chunk(plist.id, int(chunk.size()), chunk.data());
-    H5Pset_deflate(plist.id, 4);
+    H5Pset_chunk(plist.get(), int(chunk.size()), chunk.data());
+    H5Pset_deflate(plist.get(), 4);
   }
-  H5Handle d{H5Dcreate2(file, name, H5T_IEEE_F32LE, space.id, H5P_DEFAULT, plist.id, H5P_DEFAULT), H5Dclose};
-  WENSU_CHECK(d.id >= 0 && H5Dwrite(d.id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0,
+  io::Hdf5Handle d(H5Dcreate2(file, name, H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
+  WENSU_CHECK(d.get() >= 0 && H5Dwrite(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0,
               "cannot write /", name, " to ", path);
 }
 
@@ -229,14 +222,15 @@ void write_prediction_files(const FoldPrediction& p, const std::string& out_dir,
     io::plot_heatmap(p.contacts, L, L, p.id + ": P(CB-CB < 8 A)", tmp);
   });
   write_atomically(base.string() + ".distogram.h5", ".h5", [&](const std::string& tmp) {
-    H5Handle f{H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
-    WENSU_CHECK(f.id >= 0, "cannot create ", tmp);
+    io::Hdf5Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    WENSU_CHECK(f.get() >= 0, "cannot create ", tmp);
     const hsize_t n = hsize_t(L), b = hsize_t(p.dist_bins);
-    write_float_dataset(f.id, "distogram", p.distogram, {n, n, b}, tmp);
-    write_float_dataset(f.id, "contacts", p.contacts, {n, n}, tmp);
+    write_float_dataset(f.get(), "distogram", p.distogram, {n, n, b}, tmp);
+    write_float_dataset(f.get(), "contacts", p.contacts, {n, n}, tmp);
     std::vector<float> centres(size_t(p.dist_bins));
     for (int64_t k = 0; k < p.dist_bins; ++k) centres[size_t(k)] = float(models::distance_bin_centre(k, p.dist_bins));
-    write_float_dataset(f.id, "bin_centres", centres, {b}, tmp);
+    write_float_dataset(f.get(), "bin_centres", centres, {b}, tmp);
+    WENSU_CHECK(f.reset() >= 0, "cannot close ", tmp, " (disk full?)");
   });
 }
 

@@ -2,6 +2,7 @@
 // turn into one-line wensu::Errors naming the file, and it is stable across HDF5 1.10 - 1.14.
 // The layout is described in docs/checkpoint-format.md; keep the two in step.
 #include "wensu/io/checkpoint.h"
+#include "wensu/io/hdf5.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -30,45 +31,7 @@ namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- HDF5 plumbing
 
-// HDF5 prints its whole error stack to stderr by default; users should see only our one line.
-// The previous handler is restored so other HDF5 code in the process keeps its own setting.
-class QuietHdf5 {
- public:
-  QuietHdf5() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  QuietHdf5(const QuietHdf5&) = delete;
-  QuietHdf5& operator=(const QuietHdf5&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-// Owns one HDF5 identifier; closes it when it goes out of scope (also during unwinding).
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
-  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, -1)), close_(o.close_) {}
-  Handle& operator=(Handle&&) = delete;
-  Handle(const Handle&) = delete;
-  ~Handle() { reset(); }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  herr_t reset() {
-    herr_t r = 0;
-    if (id_ >= 0) r = close_(id_);
-    id_ = -1;
-    return r;
-  }
-
- private:
-  hid_t id_;
-  Closer close_;
-};
+using Handle = Hdf5Handle;
 
 // Errors while writing: "cannot write checkpoint PATH: ...".
 struct Writer {
