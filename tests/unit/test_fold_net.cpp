@@ -66,6 +66,8 @@ TEST(FoldNet, BinsFollowTheirDefinitions) {
   EXPECT_EQ(models::distance_bin(80.0), 36);
   for (int64_t k = 0; k < 36; ++k) EXPECT_EQ(models::distance_bin(models::distance_bin_centre(k)), k);
   for (int64_t k = 0; k < 36; ++k) EXPECT_EQ(models::torsion_bin(models::torsion_bin_centre(k)), k);
+  EXPECT_EQ(models::distance_bins_below(8.0), 12);  // [2, 2.5) ... [7.5, 8)
+  EXPECT_EQ(models::distance_bins_below(100.0), 36);  // never the open last bin
   EXPECT_EQ(models::torsion_bin(-std::numbers::pi), 0);
   EXPECT_EQ(models::torsion_bin(std::numbers::pi), 0);  // the same angle as -pi
   EXPECT_EQ(models::torsion_bin(std::numbers::pi - 1e-6), 35);

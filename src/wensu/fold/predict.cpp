@@ -181,9 +181,9 @@ FoldPrediction predict_structure(FoldModel& model, const std::string& id, const 
     plddt = ops::softmax(out.plddt, -1).to_vector<float>();
   }
   p.contacts.assign(size_t(L * L), 0.0f);
+  const int64_t contact_bins = models::distance_bins_below(8.0, cfg.dist_bins);
   for (int64_t ij = 0; ij < L * L; ++ij)
-    for (int64_t k = 0; k < cfg.dist_bins - 1 && models::distance_bin_centre(k, cfg.dist_bins) < 8.0; ++k)
-      p.contacts[size_t(ij)] += p.distogram[size_t(ij * cfg.dist_bins + k)];
+    for (int64_t k = 0; k < contact_bins; ++k) p.contacts[size_t(ij)] += p.distogram[size_t(ij * cfg.dist_bins + k)];
   auto t1 = std::chrono::steady_clock::now();
   p.network_s = std::chrono::duration<double>(t1 - t0).count();
 

@@ -104,6 +104,7 @@ FoldLoss fold_loss(models::FoldNet& model, const ChainData& full, int64_t start,
   };
   Tensor ld = ce(out.distogram, DB, dist_t), lt = ce(out.torsions, TB, tors_t), lp = ce(out.plddt, PB, plddt_t);
   FoldLoss res;
+  res.output = out;
   res.total = ops::add(ld, ops::add(ops::scale(lt, torsion_weight), ops::scale(lp, plddt_weight)));
   res.parts = {res.total.item(), ld.item(), lt.item(), lp.item()};
   return res;
@@ -112,8 +113,7 @@ FoldLoss fold_loss(models::FoldNet& model, const ChainData& full, int64_t start,
 double contact_precision(const Tensor& probs, const std::vector<float>& cb, int64_t k, int64_t min_sep) {
   const int64_t L = probs.size(0), DB = probs.size(2);
   const auto p = probs.to_vector<float>();
-  int64_t contact_bins = 0;  // bins whose upper edge is at most 8 A
-  while (contact_bins < DB - 1 && models::distance_bin_centre(contact_bins, DB) < 8.0) ++contact_bins;
+  const int64_t contact_bins = models::distance_bins_below(8.0, DB);
   std::vector<std::pair<float, std::pair<int64_t, int64_t>>> pairs;
   for (int64_t i = 0; i < L; ++i)
     for (int64_t j = i + min_sep; j < L; ++j) {
@@ -257,9 +257,8 @@ FoldTrainResult run_train_fold(FoldTrainOptions opt) {
       const int64_t len = std::min<int64_t>(c.length(), opt.val_crop);
       FoldLoss l = fold_loss(model, c, 0, len, opt.torsion_weight, opt.plddt_weight);
       dist += l.parts.distogram;
-      models::FoldOutput o = model.forward(tokens_of(c.sequence.substr(0, size_t(len))));
-      p_l5 += contact_precision(ops::softmax(o.distogram, -1), std::vector<float>(c.cb.begin(), c.cb.begin() + 3 * len),
-                                std::max<int64_t>(1, len / 5));
+      p_l5 += contact_precision(ops::softmax(l.output.distogram, -1),
+                                std::vector<float>(c.cb.begin(), c.cb.begin() + 3 * len), std::max<int64_t>(1, len / 5));
     }
     res.val_distogram = dist / double(valid.size());
     res.val_p_l5 = p_l5 / double(valid.size());

@@ -54,6 +54,7 @@ struct FoldLossParts {
 struct FoldLoss {
   Tensor total;
   FoldLossParts parts;
+  models::FoldOutput output;  // the forward the losses came from
 };
 FoldLoss fold_loss(models::FoldNet& model, const ChainData& chain, int64_t start, int64_t len,
                    double torsion_weight, double plddt_weight);

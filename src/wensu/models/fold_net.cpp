@@ -71,6 +71,12 @@ double distance_bin_centre(int64_t k, int64_t bins) {
   return k >= bins - 1 ? 21.0 : 2.0 + (double(k) + 0.5) * w;
 }
 
+int64_t distance_bins_below(double d, int64_t bins) {
+  int64_t k = 0;
+  while (k < bins - 1 && distance_bin_centre(k, bins) < d) ++k;
+  return k;
+}
+
 int64_t torsion_bin(double angle, int64_t bins) {
   const double two_pi = 2 * std::numbers::pi;
   double a = std::fmod(angle + std::numbers::pi, two_pi);

@@ -51,6 +51,9 @@ void from_json(const nlohmann::json& j, FoldConfig& c);
 // >= 20 A, has centre 21).
 int64_t distance_bin(double d, int64_t bins = 37);
 double distance_bin_centre(int64_t k, int64_t bins = 37);
+// How many leading bins lie below d Angstrom (their centres, not the last open bin): the bins
+// whose probabilities add up to P(CB-CB < d), e.g. d = 8 for a contact.
+int64_t distance_bins_below(double d, int64_t bins = 37);
 // Bin of an angle in radians, [-pi, pi) in `bins` equal parts, and its centre.
 int64_t torsion_bin(double angle, int64_t bins = 36);
 double torsion_bin_centre(int64_t k, int64_t bins = 36);
