@@ -1,5 +1,5 @@
 // Masked-LM pretraining of an ESM-2-style protein language model on FASTA shards
-// (`wensu pretrain`): AdamW with warmup and decay, gradient accumulation and clipping, metrics
+// (`wensu pretrain`), on the loop it shares with text training (lm_trainer.h): AdamW with warmup and decay, gradient accumulation and clipping, metrics
 // as JSON lines, periodic validation perplexity, atomic checkpoints every N steps and on
 // SIGINT/SIGTERM, and an exact resume: parameters, AdamW moments, every RNG and the data cursor
 // are in the checkpoint, so a killed and resumed run logs the same losses as one that never
@@ -14,6 +14,7 @@
 #include "wensu/models/esm2.h"
 #include "wensu/optim/adamw.h"
 #include "wensu/optim/schedule.h"
+#include "wensu/train/lm_trainer.h"
 
 namespace wensu::train {
 
@@ -42,14 +43,7 @@ struct PretrainOptions {
   int64_t stop_after = -1;            // stop (with a checkpoint) after this many steps (tests)
 };
 
-struct PretrainResult {
-  std::vector<double> losses;  // training loss of each step run here
-  int64_t first_step = 0, last_step = 0;
-  double seconds = 0, tokens_per_s = 0;
-  double val_loss = 0, val_ppl = 0;  // last validation (0 when none ran)
-  bool interrupted = false;          // stopped by SIGINT/SIGTERM (after a checkpoint)
-  int64_t skipped_records = 0;       // invalid FASTA records skipped (--skip-invalid) in the first pass, all ranks, since this call started
-};
+using PretrainResult = TrainResult;
 
 // The options as JSON (what the checkpoint stores as train_config) and back.
 std::string pretrain_options_json(const PretrainOptions& o);
