@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev
   libopenmpi-dev openmpi-bin
   libplplot-dev plplot-driver-cairo
+  libpcre2-dev libsentencepiece-dev
 )
 
 missing=()
