@@ -43,6 +43,14 @@ class MultiHeadAttention : public Module {
   // x [B, L, d_model], key_padding int64 [B, L] (nonzero = pad; may be undefined) -> [B, L, d_model]
   Tensor forward(const Tensor& x, const Tensor& key_padding = Tensor()) const;
 
+  // Incremental causal decoding (dense attention only; call without autograd). x [B, T, d_model]
+  // holds the tokens at positions past .. past+T-1; their keys and values are written into
+  // k_cache, v_cache [B, capacity, H, Dh] at rows past .. past+T-1 (nothing else is copied), and
+  // each query attends to cache rows 0 .. its own position. Rotary embeddings rotate by the
+  // absolute position. Computes what forward() computes for those rows of the whole sequence.
+  // -> [B, T, d_model]
+  Tensor forward_cached(const Tensor& x, const Tensor& k_cache, const Tensor& v_cache, int64_t past) const;
+
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;
 
  private:

@@ -1,5 +1,6 @@
 #include "wensu/nn/transformer.h"
 
+#include "wensu/autograd/grad_mode.h"
 #include "wensu/nn/moe.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/unary.h"
@@ -70,6 +71,12 @@ Tensor TransformerLayer::norm(const std::shared_ptr<Module>& n, const Tensor& x)
 Tensor TransformerLayer::forward(const Tensor& x, const Tensor& key_padding) {
   Tensor h = x + drop_->forward(attn->forward(norm(ln1, x), key_padding));  // [B, L, D]
   return h + drop_->forward(ffn->forward(norm(ln2, h)));                    // [B, L, D]
+}
+
+Tensor TransformerLayer::forward_cached(const Tensor& x, const Tensor& k_cache, const Tensor& v_cache, int64_t past) {
+  NoGradGuard no_grad;
+  Tensor h = x + attn->forward_cached(norm(ln1, x), k_cache, v_cache, past);  // [B, T, D]
+  return h + ffn->forward(norm(ln2, h));                                       // [B, T, D]
 }
 
 Transformer::Transformer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups) : cfg_(cfg) {

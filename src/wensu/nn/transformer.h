@@ -56,6 +56,9 @@ class TransformerLayer : public Module {
  public:
   TransformerLayer(const TransformerConfig& cfg, Generator& gen, const dist::ParallelGroups* groups = nullptr);
   Tensor forward(const Tensor& x, const Tensor& key_padding = Tensor());  // [B, L, D] -> [B, L, D]
+  // Incremental causal decoding (MultiHeadAttention::forward_cached; no dropout, no autograd):
+  // x [B, T, D] at positions past .. past+T-1, caches [B, capacity, H, Dh] -> [B, T, D].
+  Tensor forward_cached(const Tensor& x, const Tensor& k_cache, const Tensor& v_cache, int64_t past);
 
   std::shared_ptr<Module> ln1, ln2;  // LayerNorm or RMSNorm
   std::shared_ptr<MultiHeadAttention> attn;
