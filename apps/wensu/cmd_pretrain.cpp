@@ -3,7 +3,6 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -16,26 +15,6 @@
 namespace po = boost::program_options;
 
 namespace wensu::app {
-namespace {
-
-// True when an MPI launcher started this process (Open MPI, MPICH/PMI, PMIx).
-bool launched_by_mpirun() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
-    if (std::getenv(v)) return true;
-  return false;
-}
-
-struct MpiScope {
-  bool on = launched_by_mpirun();
-  MpiScope() {
-    if (on) dist::init(nullptr, nullptr);
-  }
-  ~MpiScope() {
-    if (on) dist::finalize();
-  }
-};
-
-}  // namespace
 
 int cmd_pretrain(const Args& args) {
   train::PretrainOptions opt;

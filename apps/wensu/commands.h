@@ -23,6 +23,7 @@ int cmd_structdb(const Args& args);
 int cmd_eval_fold(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_plot(const Args& args);
+int cmd_text(const Args& args);
 
 // Parses args into the variables bound in `desc` (which must define --help). Returns false
 // after printing the help when --help was given: the command then exits 0.
@@ -38,5 +39,15 @@ std::vector<std::string> split_list(const std::string& s);
 // With `positional`, bare arguments fill the options it names (e.g. input files).
 bool parse_options(const boost::program_options::options_description& desc, const Args& args,
                    const boost::program_options::positional_options_description* positional = nullptr);
+
+// Starts MPI for the lifetime of a training command when an MPI launcher (mpirun: Open MPI,
+// MPICH/PMI, PMIx) started this process; otherwise the world is this one process.
+struct MpiScope {
+  MpiScope();
+  ~MpiScope();
+  MpiScope(const MpiScope&) = delete;
+  MpiScope& operator=(const MpiScope&) = delete;
+  bool on;
+};
 
 }  // namespace wensu::app

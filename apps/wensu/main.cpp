@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "wensu/core/check.h"
+#include "wensu/dist/comm.h"
 #include "wensu/version.h"
 
 namespace {
@@ -34,6 +35,7 @@ const Command kCommands[] = {
     {"train-fold", "train the structure heads of wensu fold on fold shards", wensu::app::cmd_train_fold},
     {"eval-fold", "evaluate a fold model on the test split (TM-score, lDDT-CA, contact precision)", wensu::app::cmd_eval_fold},
     {"structdb", "ProMod3 structure database: info, FASTA, fold training shards", wensu::app::cmd_structdb},
+    {"text", "text models: train, generate, tokenizer-train, tokenize (GPT-style, same engine)", wensu::app::cmd_text},
     {"score", "compare a predicted structure with its reference (TM-score, RMSD, GDT-TS, lDDT-CA)", wensu::app::cmd_score},
 };
 
@@ -101,6 +103,23 @@ bool wensu::app::parse_options(const boost::program_options::options_description
   }
   po::notify(vm);
   return true;
+}
+
+namespace {
+// True when an MPI launcher started this process (Open MPI, MPICH/PMI, PMIx).
+bool launched_by_mpirun() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+}  // namespace
+
+wensu::app::MpiScope::MpiScope() : on(launched_by_mpirun()) {
+  if (on) wensu::dist::init(nullptr, nullptr);
+}
+
+wensu::app::MpiScope::~MpiScope() {
+  if (on) wensu::dist::finalize();
 }
 
 int main(int argc, char** argv) {

@@ -16,6 +16,7 @@
 #include "test_support.h"
 
 namespace fs = std::filesystem;
+using wensu::test::metrics_losses;
 using wensu::test::read_text;
 using wensu::test::run_wensu;
 using wensu::test::wensu_binary;
@@ -51,18 +52,6 @@ struct Workspace {
   }
 };
 
-// step -> loss of every training line of a metrics file.
-std::map<int64_t, double> losses(const std::string& metrics) {
-  std::map<int64_t, double> out;
-  std::ifstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST(Pretrain, KilledAndResumedRunLogsTheSameLosses) {
@@ -71,7 +60,7 @@ TEST(Pretrain, KilledAndResumedRunLogsTheSameLosses) {
   const std::string full = (w.dir / "full").string(), cut = (w.dir / "cut").string();
   ASSERT_EQ(run_wensu(w.args(full, steps) + " --threads 1", (w.dir / "o1").string(), (w.dir / "e1").string()), 0)
       << read_text((w.dir / "e1").string());
-  const auto want = losses(full + "/metrics.jsonl");
+  const auto want = metrics_losses(full + "/metrics.jsonl");
   ASSERT_EQ(want.size(), size_t(steps));
 
   // The same run, killed with SIGKILL once it has logged 8 steps (its last checkpoint is at 6).
@@ -85,19 +74,19 @@ TEST(Pretrain, KilledAndResumedRunLogsTheSameLosses) {
   size_t seen = 0;
   for (int i = 0; i < 6000 && seen < 8; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    seen = losses(cut + "/metrics.jsonl").size();
+    seen = metrics_losses(cut + "/metrics.jsonl").size();
   }
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
-  ASSERT_LT(losses(cut + "/metrics.jsonl").size(), size_t(steps));
+  ASSERT_LT(metrics_losses(cut + "/metrics.jsonl").size(), size_t(steps));
 
   ASSERT_EQ(run_wensu("pretrain --resume --out '" + cut + "' --steps " + std::to_string(steps) + " --quiet --threads 1",
                       (w.dir / "o2").string(), (w.dir / "e2").string()),
             0)
       << read_text((w.dir / "e2").string());
-  const auto got = losses(cut + "/metrics.jsonl");
+  const auto got = metrics_losses(cut + "/metrics.jsonl");
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;  // bit for bit
   EXPECT_LT(want.rbegin()->second, want.begin()->second);  // and it learns something
@@ -116,7 +105,7 @@ TEST(Pretrain, TwoRanksLogTheSameLossesAsOneProcess) {
   const std::string cmd = std::string(WENSU_MPIEXEC) + " -np 2 '" + wensu_binary() +
                           "' " + w.args(two, 6) + " --threads 1 >'" + (w.dir / "o2").string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text((w.dir / "o2").string());
-  const auto a = losses(one + "/metrics.jsonl"), b = losses(two + "/metrics.jsonl");
+  const auto a = metrics_losses(one + "/metrics.jsonl"), b = metrics_losses(two + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
   for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * loss) << "step " << step;

@@ -50,16 +50,7 @@ class TrainFold : public test::CliTest {
     return "train-fold --config '" + path("tiny.json") + "' --train '" + path("train.h5") + "' --out '" + path(out) +
            "' --steps 8 --crop 24 --warmup 2 --ckpt-every 3 --val-every 0 --quiet --threads 1";
   }
-  std::map<int64_t, double> losses(const std::string& out) {
-    std::map<int64_t, double> m;
-    std::ifstream in(path(out + "/metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      auto j = nlohmann::json::parse(line);
-      if (j.contains("loss")) m[j["step"].get<int64_t>()] = j["loss"].get<double>();
-    }
-    return m;
-  }
+  std::map<int64_t, double> losses(const std::string& out) { return test::metrics_losses(path(out + "/metrics.jsonl")); }
 };
 
 }  // namespace

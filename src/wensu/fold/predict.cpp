@@ -14,6 +14,7 @@
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/check.h"
 #include "wensu/core/generator.h"
+#include "wensu/io/bundled.h"
 #include "wensu/io/checkpoint.h"
 #include "wensu/io/hdf5.h"
 #include "wensu/io/esm_alphabet.h"
@@ -100,20 +101,7 @@ FoldModel load_fold_model(const std::string& checkpoint) {
   return m;
 }
 
-std::string default_fold_model_path() {
-  const std::string rel = "wensu-fold/model.h5";
-  if (const char* env = std::getenv("WENSU_MODELS")) return (fs::path(env) / rel).string();
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec)
-    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
-      if (fs::exists(dir / "data/models" / rel)) return (dir / "data/models" / rel).string();
-#ifdef WENSU_SOURCE_DIR
-  return (fs::path(WENSU_SOURCE_DIR) / "data/models" / rel).string();
-#else
-  return (fs::path("data/models") / rel).string();
-#endif
-}
+std::string default_fold_model_path() { return io::bundled_model_path("wensu-fold/model.h5"); }
 
 Restraints restraints_from(const std::vector<float>& dist_probs, const std::vector<float>& torsion_probs, int64_t L,
                            int64_t DB, int64_t TB) {

@@ -1,11 +1,24 @@
 #include "wensu/optim/adamw.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 
 #include "wensu/ops/cpu/loops.h"
 #include "wensu/ops/dispatch.h"
 
 namespace wensu::optim {
+
+void to_json(nlohmann::json& j, const AdamWConfig& c) {
+  j = {{"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps}, {"weight_decay", c.weight_decay}};
+  if (c.decay_vectors) j["decay_vectors"] = true;
+}
+
+void from_json(const nlohmann::json& j, AdamWConfig& c) {
+  c.beta1 = j.at("beta1"), c.beta2 = j.at("beta2"), c.eps = j.at("eps");
+  c.weight_decay = j.at("weight_decay");
+  c.decay_vectors = j.value("decay_vectors", false);
+}
 namespace {
 
 // p <- p * (1 - lr*wd);  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;

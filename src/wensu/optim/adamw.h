@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "wensu/nn/module.h"
 
 namespace wensu::optim {
@@ -16,6 +18,10 @@ struct AdamWConfig {
   // as in ESM, GPT-2 and most recipes.
   bool decay_vectors = false;
 };
+
+// {"beta1", "beta2", "eps", "weight_decay"} (and "decay_vectors" when set), as trainers store it.
+void to_json(nlohmann::json& j, const AdamWConfig& c);
+void from_json(const nlohmann::json& j, AdamWConfig& c);
 
 class AdamW {
  public:

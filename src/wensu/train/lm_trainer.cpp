@@ -52,6 +52,7 @@ struct Checkpointer {
     ck.optimizer = to_io(adamw.state());
     ck.rng = all_generator_states();
     ck.extra = {{"data.cursor", cursors}};
+    ck.meta = task.checkpoint_meta();
     if (expert_parallel()) return io::save_checkpoint_distributed(path(), ck, *opt.groups);
     if (world.rank() == 0) io::save_checkpoint(path(), ck);
     world.barrier();

@@ -12,6 +12,7 @@
 // micro-batches on all ranks, so a run's losses do not depend on how the batch is split.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,8 @@ class LmTask {
   virtual std::pair<double, int64_t> validate() = 0;
   virtual std::string model_config_json() const = 0;
   virtual std::string train_config_json() const = 0;
+  // String attributes for the checkpoint's meta (e.g. the model kind and the tokenizer's files).
+  virtual std::map<std::string, std::string> checkpoint_meta() const { return {}; }
 };
 
 struct LmLoopOptions {

@@ -72,8 +72,7 @@ std::string pretrain_options_json(const PretrainOptions& o) {
                       {"accumulate", o.accumulate},
                       {"pool", o.pool},
                       {"schedule", o.schedule},
-                      {"adamw", {{"beta1", o.adamw.beta1}, {"beta2", o.adamw.beta2}, {"eps", o.adamw.eps},
-                                 {"weight_decay", o.adamw.weight_decay}}},
+                      {"adamw", o.adamw},
                       {"clip_norm", o.clip_norm},
                       {"seed", o.seed},
                       {"val_every", o.val_every},
@@ -94,9 +93,7 @@ void apply_pretrain_options_json(const std::string& text, PretrainOptions& o) {
   o.accumulate = j.at("accumulate");
   o.pool = j.at("pool");
   o.schedule = j.at("schedule").get<optim::ScheduleConfig>();
-  const auto& a = j.at("adamw");
-  o.adamw.beta1 = a.at("beta1"), o.adamw.beta2 = a.at("beta2"), o.adamw.eps = a.at("eps");
-  o.adamw.weight_decay = a.at("weight_decay");
+  o.adamw = j.at("adamw").get<optim::AdamWConfig>();
   o.clip_norm = j.at("clip_norm");
   o.seed = j.at("seed");
   o.val_every = j.at("val_every");
