@@ -14,7 +14,8 @@ int cmd_bench(const Args& args) {
     std::printf("usage: wensu bench CASE [options]\n\ncases:\n  layer       one pre-LN transformer layer against PyTorch CPU\n"
                 "  attention   block-sparse attention at long sequence lengths\n"
                 "  moe         a mixture-of-experts layer against the loop-over-experts PyTorch layer\n"
-                "  pretrain    masked-LM training steps of an ESM-2 shape against fair-esm in PyTorch\n\n"
+                "  pretrain    masked-LM training steps of an ESM-2 shape against fair-esm in PyTorch\n"
+                "  generate    text generation with the KV cache against transformers (GPT-2 shape)\n\n"
                 "'wensu bench CASE --help' describes each case.\n");
     return args.empty() ? 2 : 0;
   }
@@ -23,7 +24,8 @@ int cmd_bench(const Args& args) {
   if (args[0] == "attention") return bench::bench_attention(rest);
   if (args[0] == "moe") return bench::bench_moe(rest);
   if (args[0] == "pretrain") return bench::bench_pretrain(rest);
-  std::fprintf(stderr, "wensu bench: unknown case '%s' (available: layer, attention, moe, pretrain)\n", args[0].c_str());
+  if (args[0] == "generate") return bench::bench_generate(rest);
+  std::fprintf(stderr, "wensu bench: unknown case '%s' (available: layer, attention, moe, pretrain, generate)\n", args[0].c_str());
   return 2;
 }
 

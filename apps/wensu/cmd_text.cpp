@@ -122,7 +122,7 @@ int text_train(const Args& args) {
 
 int text_generate(const Args& args) {
   text::SamplingOptions o;
-  std::string model_path, prompt;
+  std::string model_path, prompt, weights;
   std::vector<std::string> stop;
   int threads = 0;
   bool interactive = false, no_cache = false, quiet = false;
@@ -144,6 +144,7 @@ int text_generate(const Args& args) {
       ("ignore-eos", po::bool_switch(), "do not stop at the end-of-text token")
       ("seed", po::value(&o.seed)->default_value(o.seed), "sampling seed")
       ("interactive,i", po::bool_switch(&interactive), "read prompts from stdin, one per line, keeping the conversation's context")
+      ("weights", po::value(&weights)->default_value("bf16"), "bf16: matrices stored in bfloat16 for generation (half the memory traffic, float32 arithmetic); f32: exactly as trained")
       ("no-cache", po::bool_switch(&no_cache), "recompute the whole context for every token (no KV cache; slow, for comparison)")
       ("threads", po::value(&threads)->default_value(0), "CPU threads (0 = all cores)")
       ("quiet,q", po::bool_switch(&quiet), "no speed report on stderr");
@@ -166,7 +167,9 @@ int text_generate(const Args& args) {
   WENSU_CHECK(o.repetition_penalty > 0, "text generate: --repeat-penalty must be positive");
   set_num_threads(threads);
   if (model_path.empty()) model_path = text::default_text_model_path();
+  WENSU_CHECK(weights == "bf16" || weights == "f32", "text generate: --weights is bf16 or f32, not '", weights, "'");
   text::TextModel tm = text::load_text_model(model_path);
+  if (weights == "bf16") tm.model->convert_matrices_(DType::bf16);
   if (tm.model->config().attention.kind != "dense") o.use_cache = false;  // the KV cache is for dense attention
   text::GenerationSession session(*tm.model, *tm.tokenizer, o);
   auto print = [](const std::string& piece) {

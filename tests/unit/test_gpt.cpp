@@ -467,3 +467,19 @@ TEST_F(GptFiles, BadTensorsAreErrors) {
   });
   EXPECT_LE(rel_error(models::load_gpt2_hf(half)->forward(ref.at("input_ids")), ref.at("logits")), 1e-2);
 }
+
+// Export to the HF layout and import again: the same function.
+TEST_F(GptFiles, Gpt2ExportImportRoundTrip) {
+  auto model = models::load_gpt2_hf(fixture_dir());
+  const std::string dir = path("exported");
+  models::save_gpt2_hf(*model, dir);
+  auto again = models::load_gpt2_hf(dir);
+  NoGradGuard ng;
+  Tensor ids = random_ids(2, 16, model->config().vocab_size, 5);
+  EXPECT_EQ(rel_error(again->forward(ids), model->forward(ids)), 0.0);
+  models::GptConfig rotary = model->config();
+  rotary.positions = "rotary";
+  Generator gen(1);
+  models::Gpt other(rotary, gen);
+  EXPECT_THROW(models::save_gpt2_hf(other, path("rotary")), Error);
+}

@@ -163,7 +163,11 @@ Tensor Gpt::embed(const Tensor& ids, int64_t first_position) const {
   WENSU_CHECK(first_position + T <= cfg_.max_positions, "Gpt: positions ", first_position, " .. ",
               first_position + T - 1, " exceed the context length max_positions = ", cfg_.max_positions);
   Tensor x = embed_tokens->forward(ids);  // [B, T, D]; ids outside [0, vocab) throw, naming the position
-  if (embed_positions) x = x + embed_positions->weight.narrow(0, first_position, T);  // + [T, D]
+  if (!is_compute(x.dtype())) x = x.to(DType::f32);  // bf16 tables (inference): compute in float32
+  if (embed_positions) {
+    Tensor pos = embed_positions->weight.narrow(0, first_position, T);  // [T, D]
+    x = x + (pos.dtype() == x.dtype() ? pos : pos.to(x.dtype()));
+  }
   return x;
 }
 
@@ -193,11 +197,13 @@ Gpt::KvCache Gpt::make_cache(int64_t batch, int64_t capacity) const {
   WENSU_CHECK(capacity >= 1 && capacity <= cfg_.max_positions, "Gpt::make_cache: capacity must be in [1, max_positions = ",
               cfg_.max_positions, "], got ", capacity);
   const Tensor& w = embed_tokens->weight;
+  // Keys and values are activations: float32 even when the weights are stored in bfloat16.
+  const DType dt = w.dtype() == DType::bf16 ? DType::f32 : w.dtype();
   const int64_t H = cfg_.num_heads, Dh = cfg_.embed_dim / cfg_.num_heads;
   KvCache c;
   for (size_t i = 0; i < layers.size(); ++i) {
-    c.k.push_back(Tensor::zeros({batch, capacity, H, Dh}, w.dtype(), w.device()));
-    c.v.push_back(Tensor::zeros({batch, capacity, H, Dh}, w.dtype(), w.device()));
+    c.k.push_back(Tensor::zeros({batch, capacity, H, Dh}, dt, w.device()));
+    c.v.push_back(Tensor::zeros({batch, capacity, H, Dh}, dt, w.device()));
   }
   return c;
 }

@@ -84,7 +84,7 @@ class Gpt : public nn::Module {
     void clear() { length = 0; }  // start a new sequence in the same memory
   };
   // An empty cache for `batch` sequences of up to `capacity` (<= max_positions) tokens, on the
-  // model's device and dtype; allocated once, filled in place.
+  // model's device (float32, or the weights' float type when that is a compute type); allocated once, filled in place.
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
   // Incremental decoding, without autograd or dropout: ids int64 [B, T] are the tokens at

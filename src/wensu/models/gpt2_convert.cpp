@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "wensu/io/safetensors.h"
+#include "wensu/nn/transformer.h"
+#include "wensu/ops/shape.h"
 
 namespace wensu::models {
 namespace {
@@ -243,6 +245,71 @@ std::shared_ptr<Gpt> load_gpt2_hf(const std::string& dir) {
            "(tie_word_embeddings = true)");
   }
   return model;
+}
+
+void save_gpt2_hf(const Gpt& model, const std::string& dir) {
+  const GptConfig& c = model.config();
+  auto need = [&](bool ok, const char* what) { WENSU_CHECK(ok, "save_gpt2_hf: GPT-2 has ", what, "; this model does not"); };
+  need(c.positions == "learned", "learned positions");
+  need(c.norm == "layernorm", "layernorm");
+  need(c.bias, "biases");
+  need(c.tie_embeddings, "a tied head");
+  need(c.ffn.kind == "dense", "a dense FFN");
+  need(c.attention.kind == "dense", "dense attention");
+  const std::map<std::string, std::string> act = {
+      {"gelu_tanh", "gelu_new"}, {"gelu", "gelu"}, {"relu", "relu"}, {"silu", "silu"}};
+  WENSU_CHECK(act.count(c.ffn.activation), "save_gpt2_hf: activation ", c.ffn.activation, " has no GPT-2 name");
+  const nlohmann::json config = {{"model_type", "gpt2"},
+                                 {"architectures", {"GPT2LMHeadModel"}},
+                                 {"vocab_size", c.vocab_size},
+                                 {"n_positions", c.max_positions},
+                                 {"n_embd", c.embed_dim},
+                                 {"n_layer", c.num_layers},
+                                 {"n_head", c.num_heads},
+                                 {"n_inner", c.d_ff()},
+                                 {"activation_function", act.at(c.ffn.activation)},
+                                 {"layer_norm_epsilon", c.norm_eps},
+                                 {"resid_pdrop", 0.0},
+                                 {"embd_pdrop", 0.0},
+                                 {"attn_pdrop", 0.0},
+                                 {"scale_attn_weights", true},
+                                 {"tie_word_embeddings", true},
+                                 {"bos_token_id", c.eos_id >= 0 ? c.eos_id : 0},
+                                 {"eos_token_id", c.eos_id >= 0 ? c.eos_id : 0}};
+  std::vector<io::NamedTensor> t;
+  auto f32 = [](const Tensor& x) { return x.detach().to(DType::f32).contiguous(); };
+  auto conv1d = [&](const Tensor& w) { return f32(w).transpose(0, 1).contiguous(); };  // Linear [out, in] -> [in, out]
+  t.push_back({"transformer.wte.weight", f32(model.embed_tokens->weight)});
+  t.push_back({"transformer.wpe.weight", f32(model.embed_positions->weight)});
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const auto& L = *model.layers[i];
+    const std::string h = "transformer.h." + std::to_string(i) + ".";
+    auto norm_param = [&](const std::shared_ptr<nn::Module>& n, const char* p) { return f32(n->parameter(p)); };
+    t.push_back({h + "ln_1.weight", norm_param(L.ln1, "weight")});
+    t.push_back({h + "ln_1.bias", norm_param(L.ln1, "bias")});
+    t.push_back({h + "attn.c_attn.weight",
+                 ops::concat({conv1d(L.attn->q_proj->weight), conv1d(L.attn->k_proj->weight), conv1d(L.attn->v_proj->weight)}, 1)
+                     .contiguous()});
+    t.push_back({h + "attn.c_attn.bias",
+                 ops::concat({f32(L.attn->q_proj->bias), f32(L.attn->k_proj->bias), f32(L.attn->v_proj->bias)}, 0)});
+    t.push_back({h + "attn.c_proj.weight", conv1d(L.attn->out_proj->weight)});
+    t.push_back({h + "attn.c_proj.bias", f32(L.attn->out_proj->bias)});
+    t.push_back({h + "ln_2.weight", norm_param(L.ln2, "weight")});
+    t.push_back({h + "ln_2.bias", norm_param(L.ln2, "bias")});
+    const auto& ffn = dynamic_cast<const nn::FeedForward&>(*L.ffn);
+    t.push_back({h + "mlp.c_fc.weight", conv1d(ffn.fc1->weight)});
+    t.push_back({h + "mlp.c_fc.bias", f32(ffn.fc1->bias)});
+    t.push_back({h + "mlp.c_proj.weight", conv1d(ffn.fc2->weight)});
+    t.push_back({h + "mlp.c_proj.bias", f32(ffn.fc2->bias)});
+  }
+  t.push_back({"transformer.ln_f.weight", f32(model.final_norm->parameter("weight"))});
+  t.push_back({"transformer.ln_f.bias", f32(model.final_norm->parameter("bias"))});
+  std::filesystem::create_directories(dir);
+  io::save_safetensors((std::filesystem::path(dir) / "model.safetensors").string(), t, {{"format", "pt"}});
+  const std::string cfg_path = (std::filesystem::path(dir) / "config.json").string();
+  std::ofstream out(cfg_path);
+  out << config.dump(2) << "\n";
+  WENSU_CHECK(out.good(), "save_gpt2_hf: cannot write ", cfg_path);
 }
 
 io::Checkpoint gpt_checkpoint(const Gpt& model) {

@@ -37,6 +37,12 @@ GptConfig gpt_config_from_hf_json(const nlohmann::json& j, const std::string& wh
 // each failure is one line naming the file and the tensor or field.
 std::shared_ptr<Gpt> load_gpt2_hf(const std::string& dir);
 
+// The reverse of load_gpt2_hf: writes DIR/config.json and DIR/model.safetensors (float32) that
+// transformers' GPT2LMHeadModel.from_pretrained(DIR) loads, for peers and users of the HF stack.
+// The model must be GPT-2 shaped (learned positions, layernorm, biases, tied head, dense FFN
+// with gelu_tanh or gelu, relu, silu); anything else is an error naming the setting.
+void save_gpt2_hf(const Gpt& model, const std::string& dir);
+
 // A checkpoint holding the model's parameters, its config as model_config and meta "model" =
 // "gpt"; and the reverse, which checks both (another model's checkpoint is an error saying
 // which model it holds).

@@ -42,17 +42,27 @@ void Module::zero_grad() {
   for (auto& [n, p] : named_parameters()) p.zero_grad();
 }
 
+namespace {
+void convert_parameter(Tensor& p, DType dtype) {
+  Tensor c = p.detach().to(dtype).contiguous();
+  TensorImpl& impl = p.impl();
+  impl.storage = c.impl().storage;
+  impl.offset = c.offset();
+  impl.shape = c.shape();
+  impl.strides = c.strides();
+  impl.dtype = dtype;
+  impl.grad.reset();
+}
+}  // namespace
+
+void Module::convert_matrices_(DType dtype) {
+  for (auto& [name, p] : named_parameters())
+    if (p.dim() >= 2 && p.dtype() != dtype) convert_parameter(p, dtype);
+}
+
 void Module::convert_(DType dtype) {
   for (auto& [name, p] : named_parameters()) {
-    if (p.dtype() == dtype) continue;
-    Tensor c = p.detach().to(dtype).contiguous();
-    TensorImpl& impl = p.impl();
-    impl.storage = c.impl().storage;
-    impl.offset = c.offset();
-    impl.shape = c.shape();
-    impl.strides = c.strides();
-    impl.dtype = dtype;
-    impl.grad.reset();
+    if (p.dtype() != dtype) convert_parameter(p, dtype);
   }
 }
 

@@ -28,6 +28,9 @@ class Module {
   // Converts every parameter to `dtype` in place (the module's own tensor handles see the new
   // values; gradients are dropped). For float64 reference runs and low-precision copies.
   void convert_(DType dtype);
+  // Converts only the matrices and tables (parameters of 2 or more dims) to `dtype`; norms and
+  // biases stay as they are. For inference with bfloat16 weights (ops::linear reads them).
+  void convert_matrices_(DType dtype);
 
   // Training mode switches dropout on; eval mode off. Applies to the whole subtree.
   void train(bool on = true);

@@ -178,7 +178,28 @@ struct MaskedFillNode : Node {
 
 }  // namespace
 
+// A bfloat16 table (inference with bf16 weights): the rows widened to float32, no autograd.
+static Tensor embedding_bf16(const Tensor& weight, const Tensor& ids) {
+  WENSU_CHECK(!autograd::needs_grad({&weight}), "embedding: bfloat16 tables are for inference only");
+  WENSU_CHECK(weight.dim() == 2 && weight.device() == Device::cpu && ids.device() == Device::cpu,
+              "embedding: a bfloat16 table must be a [V, D] CPU tensor, got ", shape_str(weight.shape()));
+  check_int64(ids, "embedding", "ids");
+  const int64_t V = weight.size(0), D = weight.size(1);
+  Tensor idc = ids.contiguous().detach(), w = weight.contiguous().detach();
+  check_range(idc, V, "embedding", "ids", detail::concat(" (weight ", shape_str(weight.shape()), " has ", V, " rows)"));
+  Shape out_shape = ids.shape();
+  out_shape.push_back(D);
+  Tensor out = Tensor::empty(out_shape, DType::f32);
+  const int64_t* id = idc.data<int64_t>();
+  const bf16* src = w.data<bf16>();
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < idc.numel(); ++i)
+    for (int64_t d = 0; d < D; ++d) dst[i * D + d] = bf16_to_float(src[id[i] * D + d]);
+  return out;
+}
+
 Tensor embedding(const Tensor& weight, const Tensor& ids, int64_t padding_idx) {
+  if (weight.dtype() == DType::bf16) return embedding_bf16(weight, ids);
   Device dev = common_device({&weight, &ids}, "embedding");
   DType dt = common_float_dtype({&weight}, "embedding");
   check_int64(ids, "embedding", "ids");

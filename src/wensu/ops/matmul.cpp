@@ -1,6 +1,7 @@
 #include "wensu/ops/matmul.h"
 
 #include "wensu/autograd/node.h"
+#include "wensu/ops/cpu/linear_bf16.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/dispatch.h"
 #include "wensu/ops/reduce.h"
@@ -115,7 +116,29 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return record(out, node, {&a, &b});
 }
 
+// Inference with bfloat16 weights (models converted for generation): few rows read the bf16
+// weights directly; many rows (a prompt's prefill) convert them and use the float32 GEMM.
+static Tensor linear_bf16_weights(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  WENSU_CHECK(!autograd::needs_grad({&x, &weight, &bias}), "linear: bfloat16 weights are for inference only ",
+              "(run under NoGradGuard, or keep float32 weights for training)");
+  WENSU_CHECK(x.device() == Device::cpu && weight.device() == Device::cpu, "linear: bfloat16 weights run on the CPU");
+  WENSU_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ",
+              shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()), " [out, in]");
+  const int64_t N = weight.size(0), K = weight.size(1), M = x.numel() / std::max<int64_t>(K, 1);
+  if (M > 8) return linear(x, weight.to(DType::f32), bias);
+  WENSU_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == N && bias.dtype() == DType::f32),
+              "linear: bias must be float32 [", N, "] with bfloat16 weights");
+  Tensor xc = x.contiguous(), wc = weight.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
+  Shape out_shape = x.shape();
+  out_shape.back() = N;
+  Tensor out = Tensor::empty(out_shape, DType::f32);
+  cpu::linear_bf16_weights(xc.data<float>(), M, K, wc.data<bf16>(), N, bc.defined() ? bc.data<float>() : nullptr,
+                           out.data<float>());
+  return out;
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dtype() == DType::bf16 && x.dtype() == DType::f32) return linear_bf16_weights(x, weight, bias);
   Device dev = common_device({&x, &weight, &bias}, "linear");
   DType dt = common_float_dtype({&x, &weight, &bias}, "linear");
   WENSU_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ",
