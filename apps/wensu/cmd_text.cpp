@@ -3,6 +3,7 @@
 // cache (wensu/text/generate.h), `tokenizer-train` makes a SentencePiece model and `tokenize`
 // shows how a tokenizer splits text.
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "wensu/text/generate.h"
 #include "wensu/text/sentencepiece.h"
 #include "wensu/text/text_model.h"
+#include "wensu/train/text_data.h"
 #include "wensu/train/text_train.h"
 
 namespace po = boost::program_options;
@@ -30,6 +32,7 @@ constexpr const char* kUsage =
     "  generate         generate text from a model (KV cache, sampling, streaming, --interactive)\n"
     "  tokenizer-train  train a SentencePiece tokenizer on text files\n"
     "  tokenize         print the tokens of a text\n"
+    "  eval             next-token loss and perplexity of a model on text files\n"
     "\n"
     "'wensu text COMMAND --help' describes each.\n";
 
@@ -267,6 +270,35 @@ int text_tokenize(const Args& args) {
   return 0;
 }
 
+int text_eval(const Args& args) {
+  std::string model_path, data;
+  int64_t seq_len = 0, batch = 8;
+  int threads = 0;
+  po::options_description desc(
+      "usage: wensu text eval [--model M.h5] --data FILES [options]\n\n"
+      "Mean next-token cross-entropy and perplexity of a text model on UTF-8 text files (read as\n"
+      "training reads them: documents separated by blank lines, each ended by end-of-text), over\n"
+      "consecutive windows of --seq-len tokens. Prints one JSON line.\n\noptions");
+  desc.add_options()("help,h", "show this help")
+      ("model,m", po::value(&model_path), "text model checkpoint (default: the bundled model)")
+      ("data", po::value(&data), "text files, comma-separated")
+      ("seq-len", po::value(&seq_len)->default_value(seq_len), "window length (0 = the model's context)")
+      ("batch", po::value(&batch)->default_value(batch), "windows per forward")
+      ("threads", po::value(&threads)->default_value(threads), "CPU threads (0 = all cores)");
+  if (!parse_options(desc, args)) return 0;
+  WENSU_CHECK(!data.empty(), "text eval: --data is required");
+  set_num_threads(threads);
+  text::TextModel tm = text::load_text_model(model_path.empty() ? text::default_text_model_path() : model_path);
+  if (seq_len <= 0) seq_len = tm.model->config().max_positions;
+  const train::TokenCorpus corpus = train::tokenize_corpus(split_list(data), *tm.tokenizer, "evaluation text", false);
+  auto [loss, windows] = train::causal_lm_loss([&](const Tensor& t) { return tm.model->forward(t); }, corpus, seq_len,
+                                               batch, 0);
+  nlohmann::json line = {{"model", tm.path}, {"documents", corpus.documents}, {"tokens", corpus.ids.size()},
+                         {"windows", windows}, {"seq_len", seq_len}, {"loss", loss}, {"ppl", std::exp(loss)}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_text(const Args& args) {
@@ -274,7 +306,8 @@ int cmd_text(const Args& args) {
                         {{"train", text_train},
                          {"generate", text_generate},
                          {"tokenizer-train", text_tokenizer_train},
-                         {"tokenize", text_tokenize}});
+                         {"tokenize", text_tokenize},
+                         {"eval", text_eval}});
 }
 
 }  // namespace wensu::app

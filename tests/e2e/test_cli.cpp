@@ -38,7 +38,9 @@ TEST_F(Cli, HelpOnEveryCommand) {
   for (const char* cmd : {"--help", "demo --help", "ckpt --help", "ckpt info --help", "bench --help",
                           "bench layer --help", "bench attention --help", "bench moe --help", "bench pretrain --help",
                           "pretrain --help", "eval-ppl --help", "embed --help", "plot --help", "convert --help",
-                          "convert esm2 --help", "ckpt weights --help", "score --help", "train-fold --help", "fold --help", "structdb --help", "eval-fold --help"})
+                          "convert esm2 --help", "ckpt weights --help", "score --help", "train-fold --help", "fold --help", "structdb --help", "eval-fold --help",
+                          "text --help", "text train --help", "text generate --help", "text tokenizer-train --help",
+                          "text tokenize --help", "text eval --help", "convert gpt2 --help", "bench generate --help"})
     EXPECT_EQ(run(cmd), 0) << cmd << ": " << err();
   EXPECT_EQ(run("frobnicate"), 2);
 }

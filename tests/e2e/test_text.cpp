@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "test_support.h"
 
@@ -102,6 +104,28 @@ TEST_F(TextCli, GenerationIsReproducibleAndTheSameWithoutTheCache) {
   for (char c : stop) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   ASSERT_EQ(run(greedy + " --stop '" + quoted + "'"), 0) << err();
   EXPECT_EQ(out(), "The " + gen.substr(0, gen.find(stop)) + "\n") << "stop " << stop;
+}
+
+// `wensu text eval` computes the trainer's validation loss (same windows, same mean).
+TEST_F(TextCli, EvalGivesTheTrainersValidationLoss) {
+  ASSERT_EQ(run(train_args("run", 4) + " --val-data '" + path("english.txt") + "'"), 0) << err();
+  double val = 0;
+  {
+    std::ifstream in(path("run/metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("val_loss")) val = j["val_loss"].get<double>();
+    }
+  }
+  ASSERT_GT(val, 0.0);
+  ASSERT_EQ(run("text eval --model '" + path("run/checkpoint.h5") + "' --data '" + path("english.txt") +
+                "' --seq-len 32 --batch 3 --threads 1"),
+            0)
+      << err();
+  const auto j = nlohmann::json::parse(out());
+  EXPECT_NEAR(j.at("loss").get<double>(), val, 1e-5 * val);
+  EXPECT_NEAR(j.at("ppl").get<double>(), std::exp(val), 1e-4 * std::exp(val));
 }
 
 TEST_F(TextCli, Gpt2FolderConvertsWithItsTokenizer) {
