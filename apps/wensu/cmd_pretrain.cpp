@@ -3,13 +3,13 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "wensu/core/check.h"
 #include "wensu/core/parallel.h"
 #include "wensu/dist/comm.h"
+#include "wensu/io/jsonl.h"
 #include "wensu/train/pretrain.h"
 
 namespace po = boost::program_options;
@@ -64,15 +64,7 @@ int cmd_pretrain(const Args& args) {
   if (!opt.resume) {
     WENSU_CHECK(!config.empty(), "pretrain: --config MODEL.json is required (e.g. data/configs/esm2_8m.json)");
     WENSU_CHECK(!data.empty(), "pretrain: --data is required (FASTA files or globs, comma-separated)");
-    std::ifstream in(config);
-    WENSU_CHECK(in.good(), "pretrain: cannot read the model config ", config);
-    nlohmann::json j;
-    try {
-      in >> j;
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("pretrain: " + config + " is not valid JSON: " + e.what());
-    }
-    opt.model = j.get<models::Esm2Config>();
+    opt.model = io::read_json_file(config).get<models::Esm2Config>();
     opt.data = split_list(data);
     opt.val_data = split_list(val);
     if (opt.steps <= 0) opt.steps = 1000;

@@ -5,7 +5,6 @@
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +12,7 @@
 #include "wensu/core/check.h"
 #include "wensu/core/parallel.h"
 #include "wensu/dist/comm.h"
+#include "wensu/io/jsonl.h"
 #include "wensu/text/generate.h"
 #include "wensu/text/sentencepiece.h"
 #include "wensu/text/text_model.h"
@@ -37,15 +37,8 @@ constexpr const char* kUsage =
     "'wensu text COMMAND --help' describes each.\n";
 
 models::GptConfig read_gpt_config(const std::string& path) {
-  std::ifstream in(path);
-  WENSU_CHECK(in.good(), "text train: cannot read the model config ", path, " (e.g. data/configs/gpt_small.json)");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("text train: " + path + " is not valid JSON: " + e.what());
-  }
-  j["vocab_size"] = j.value("vocab_size", int64_t(1));  // taken from the tokenizer
+  nlohmann::json j = io::read_json_file(path);
+  if (j.is_object()) j["vocab_size"] = j.value("vocab_size", int64_t(1));  // taken from the tokenizer
   try {
     return j.get<models::GptConfig>();
   } catch (const nlohmann::json::exception& e) {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "wensu/core/check.h"
 
@@ -37,6 +38,22 @@ JsonLines read_json_lines(const std::string& path) {
   }
   WENSU_CHECK(!in.bad(), "cannot read ", path, ": ", std::strerror(errno));
   return out;
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& what) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(detail::concat(what, ": not valid JSON (", e.what(), ")"));
+  }
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  WENSU_CHECK(in, "cannot read ", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_json(ss.str(), path);
 }
 
 }  // namespace wensu::io

@@ -1,5 +1,6 @@
-// JSON lines (one JSON object per line), the format of a run's metrics.jsonl. Read at the edge
-// (`wensu plot`) into plain records; nothing in the library reads metrics by string key.
+// JSON files and JSON lines (one JSON object per line, the format of a run's metrics.jsonl),
+// read with one-line errors that name the file. Metrics are read at the edge (`wensu plot`) into
+// plain records; nothing in the library reads metrics by string key.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -20,5 +21,10 @@ struct JsonLines {
 // valid JSON but not an object, throws a wensu::Error naming the file and the line, e.g.
 //   run/metrics.jsonl:17: not a JSON object: [json.exception.parse_error.101] ...
 JsonLines read_json_lines(const std::string& path);
+
+// `text` parsed; a syntax error is a wensu::Error "WHAT: not valid JSON (...)".
+nlohmann::json parse_json(const std::string& text, const std::string& what);
+// The JSON document in `path` ("cannot read PATH" or "PATH: not valid JSON (...)").
+nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace wensu::io

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "wensu/io/jsonl.h"
 #include "wensu/io/safetensors.h"
 
 namespace wensu::models {
@@ -75,21 +76,6 @@ std::string layer_name(const std::string& name, const std::string& prefix, const
   unknown_name(name, naming);
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path);
-  WENSU_CHECK(in, "cannot read config file ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json parse_json(const std::string& text, const std::string& what) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat(what, ": not valid JSON (", e.what(), ")"));
-  }
-}
 
 // HF transformers' EsmConfig (configuration_esm.py): only the rotary ESM-2 layout maps onto Esm2.
 Esm2Config config_from_hf(const nlohmann::json& j, const std::string& what) {
@@ -223,7 +209,7 @@ Esm2Import load_esm2_safetensors(const std::string& path, const std::string& con
 
   Esm2Config cfg;
   if (!config_path.empty()) {
-    cfg = esm2_config_from_any_json(parse_json(read_text_file(config_path), "config " + config_path),
+    cfg = esm2_config_from_any_json(io::read_json_file(config_path),
                                     "config " + config_path);
   } else {
     auto it = file.metadata.find(kEsm2ConfigMetadataKey);
@@ -231,7 +217,7 @@ Esm2Import load_esm2_safetensors(const std::string& path, const std::string& con
       fail("no '", kEsm2ConfigMetadataKey, "' metadata to take the model config from; pass the config "
            "(a Wensu ESM-2 config or the model's HF config.json)");
     const std::string what = detail::concat("safetensors ", path, " metadata ", kEsm2ConfigMetadataKey);
-    cfg = esm2_config_from_any_json(parse_json(it->second, what), what);
+    cfg = esm2_config_from_any_json(io::parse_json(it->second, what), what);
   }
 
   Esm2Import out;
@@ -306,7 +292,7 @@ std::shared_ptr<Esm2> load_esm2_checkpoint(const std::string& path) {
   WENSU_CHECK(it == ck.meta.end() || it->second == "esm2", "checkpoint ", path, " holds a '", it->second,
               "' model, not esm2");
   const std::string what = "checkpoint " + path + " model_config";
-  const Esm2Config cfg = esm2_config_from_any_json(parse_json(ck.model_config, what), what);
+  const Esm2Config cfg = esm2_config_from_any_json(io::parse_json(ck.model_config, what), what);
   Generator gen(0);
   auto model = std::make_shared<Esm2>(cfg, gen);
   io::load_tensors_into(ck.params, to_io(model->named_parameters()), path, "parameter", true);

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "wensu/io/jsonl.h"
 #include "wensu/io/safetensors.h"
 #include "wensu/nn/transformer.h"
 #include "wensu/ops/shape.h"
@@ -19,21 +20,6 @@ namespace fs = std::filesystem;
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path);
-  WENSU_CHECK(in, "cannot read ", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json parse_json(const std::string& text, const std::string& what) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat(what, ": not valid JSON (", e.what(), ")"));
-  }
-}
 
 std::vector<io::NamedTensor> to_io(const nn::NamedTensors& named) {
   std::vector<io::NamedTensor> out;
@@ -193,7 +179,7 @@ std::shared_ptr<Gpt> load_gpt2_hf(const std::string& dir) {
                                : pickled ? " (pytorch_model.bin is not read: re-save with safe_serialization=True)"
                                          : ""));
   }
-  const GptConfig cfg = gpt_config_from_hf_json(parse_json(read_text_file(config_path), config_path), config_path);
+  const GptConfig cfg = gpt_config_from_hf_json(io::read_json_file(config_path), config_path);
 
   io::SafetensorsFile file = io::load_safetensors(path);
   auto fail = [&](const auto&... a) { throw Error(detail::concat("safetensors ", path, ": ", a...)); };
@@ -327,7 +313,7 @@ std::shared_ptr<Gpt> load_gpt_checkpoint(const std::string& path) {
               " does not say which model it holds (no meta 'model'); expected a gpt checkpoint");
   WENSU_CHECK(it->second == "gpt", "checkpoint ", path, " holds a '", it->second, "' model, not gpt");
   const std::string what = "checkpoint " + path + " model_config";
-  const nlohmann::json j = parse_json(ck.model_config, what);
+  const nlohmann::json j = io::parse_json(ck.model_config, what);
   GptConfig cfg;
   try {
     cfg = j.get<GptConfig>();

@@ -84,6 +84,25 @@ struct TrainResult {
 
 TrainResult run_lm_loop(LmTask& task, optim::AdamW& adamw, const LmLoopOptions& opt);
 
+// The loop's options from a trainer's own (PretrainOptions, TextTrainOptions: same field names).
+template <class TrainerOptions>
+LmLoopOptions loop_options(const TrainerOptions& o, const std::string& name, const dist::ParallelGroups* groups) {
+  LmLoopOptions lo;
+  lo.name = name;
+  lo.out_dir = o.out_dir;
+  lo.resume = o.resume;
+  lo.steps = o.steps;
+  lo.accumulate = o.accumulate;
+  lo.schedule = o.schedule;
+  lo.clip_norm = o.clip_norm;
+  lo.val_every = o.val_every;
+  lo.ckpt_every = o.ckpt_every;
+  lo.stop_after = o.stop_after;
+  lo.progress = o.progress;
+  lo.groups = groups;
+  return lo;
+}
+
 // Initialisation for training from scratch (BERT, GPT-2, HF ESM): every matrix N(0, 0.02),
 // biases 0, norm gains as built; row `padding_row` of `padding_param` 0. Each tensor draws from a
 // generator keyed by its name, so every rank and every world size initialises it identically.

@@ -170,19 +170,7 @@ PretrainResult run_pretrain(PretrainOptions opt) {
               " processes; use a number of processes that divides --data-streams (this run's: ", streams, ")");
   MlmShare data(dc, streams, world.rank() * per_rank, per_rank);
   MlmTask task(opt, model, data, has_moe(opt.model) && world.size() > 1);
-  LmLoopOptions lo;
-  lo.name = "pretrain";
-  lo.out_dir = opt.out_dir;
-  lo.resume = opt.resume;
-  lo.steps = opt.steps;
-  lo.accumulate = opt.accumulate;
-  lo.schedule = opt.schedule;
-  lo.clip_norm = opt.clip_norm;
-  lo.val_every = opt.val_every;
-  lo.ckpt_every = opt.ckpt_every;
-  lo.stop_after = opt.stop_after;
-  lo.progress = opt.progress;
-  lo.groups = &groups;
+  const LmLoopOptions lo = loop_options(opt, "pretrain", &groups);
   return run_lm_loop(task, adamw, lo);
 }
 

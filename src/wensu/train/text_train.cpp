@@ -148,20 +148,8 @@ TrainResult run_text_train(TextTrainOptions opt) {
   dc.streams = streams;
   TextShare data(corpus, dc, world.rank() * per_rank, per_rank);
   CausalLmTask task(opt, model, *tok, data, val.get());
-  LmLoopOptions lo;
-  lo.name = "text train";
-  lo.out_dir = opt.out_dir;
-  lo.resume = opt.resume;
-  lo.steps = opt.steps;
-  lo.accumulate = opt.accumulate;
-  lo.schedule = opt.schedule;
-  lo.clip_norm = opt.clip_norm;
-  lo.val_every = opt.val_every;
-  lo.ckpt_every = opt.ckpt_every;
-  lo.stop_after = opt.stop_after;
-  lo.progress = opt.progress;
+  LmLoopOptions lo = loop_options(opt, "text train", &groups);
   lo.val_items = "val_windows";
-  lo.groups = &groups;
   return run_lm_loop(task, adamw, lo);
 }
 
