@@ -36,26 +36,14 @@ int cmd_pretrain(const Args& args) {
       ("data", po::value(&data), "training FASTA files: globs, comma-separated")
       ("val-data", po::value(&val), "validation FASTA files (perplexity every --val-every steps and at the end)")
       ("out,o", po::value(&opt.out_dir)->default_value("wensu-pretrain"), "run folder")
-      ("resume", po::bool_switch(&opt.resume), "continue the run in --out from its checkpoint (its settings win)")
-      ("steps", po::value(&opt.steps)->default_value(0), "optimizer steps (0: 1000 for a new run; with --resume the run's own, unless this is larger)")
       ("max-len", po::value(&opt.max_len)->default_value(opt.max_len), "tokens per sequence (longer ones are cropped at random)")
       ("tokens-per-batch", po::value(&opt.tokens_per_batch)->default_value(opt.tokens_per_batch), "padded tokens per micro-batch over all ranks")
       ("data-streams", po::value(&opt.data_streams)->default_value(0), "shard streams: each rank reads its own shards, data-streams / ranks streams each (0 = one per rank). One process with --data-streams N sees the global batches of N ranks; a resumed run keeps its own")
-      ("accumulate", po::value(&opt.accumulate)->default_value(opt.accumulate), "micro-batches per step")
-      ("lr", po::value(&opt.schedule.lr)->default_value(4e-4), "peak learning rate")
-      ("warmup", po::value(&opt.schedule.warmup_steps)->default_value(100), "warmup steps")
-      ("decay", po::value(&opt.schedule.decay)->default_value("cosine"), "cosine, linear or constant")
-      ("weight-decay", po::value(&opt.adamw.weight_decay)->default_value(0.01), "AdamW weight decay")
-      ("clip", po::value(&opt.clip_norm)->default_value(opt.clip_norm), "gradient norm clip (0 = off)")
-      ("seed", po::value(&opt.seed)->default_value(opt.seed), "seed of initialisation, shuffling and masking")
-      ("val-every", po::value(&opt.val_every)->default_value(opt.val_every), "steps between validations (0 = at the end)")
       ("val-batches", po::value(&opt.val_batches)->default_value(opt.val_batches), "batches per validation (0 = all)")
-      ("ckpt-every", po::value(&opt.ckpt_every)->default_value(opt.ckpt_every), "steps between checkpoints")
-      ("expert-parallel", po::value(&opt.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
       ("skip-invalid", po::bool_switch(&opt.skip_invalid), "skip invalid FASTA records (counted) instead of stopping")
-      ("stop-after", po::value(&opt.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)")
       ("threads", po::value(&threads)->default_value(0), "CPU threads per rank (0 = all cores / ranks on this node)")
       ("quiet", po::bool_switch(&quiet), "no progress bar");
+  add_trainer_options(desc, opt, 4e-4, 0.01, 0.0);
   if (!parse_options(desc, args)) return 0;
   MpiScope mpi;
   const dist::Communicator& world = dist::Communicator::world();

@@ -67,26 +67,13 @@ int text_train(const Args& args) {
       ("data", po::value(&data), "training text files: globs, comma-separated")
       ("val-data", po::value(&val), "validation text files (loss and perplexity every --val-every steps and at the end)")
       ("out,o", po::value(&opt.out_dir)->default_value("wensu-text"), "run folder")
-      ("resume", po::bool_switch(&opt.resume), "continue the run in --out from its checkpoint (its settings win)")
-      ("steps", po::value(&opt.steps)->default_value(0), "optimizer steps (0: 1000 for a new run; with --resume the run's own, unless this is larger)")
       ("seq-len", po::value(&opt.seq_len)->default_value(0), "tokens per row (0 = the model's context)")
       ("batch", po::value(&opt.batch_rows)->default_value(opt.batch_rows), "rows per micro-batch over all ranks")
       ("data-streams", po::value(&opt.data_streams)->default_value(0), "data streams (0 = one per rank); one process with N sees the global batches of N ranks")
-      ("accumulate", po::value(&opt.accumulate)->default_value(opt.accumulate), "micro-batches per step")
-      ("lr", po::value(&opt.schedule.lr)->default_value(1e-3), "peak learning rate")
-      ("warmup", po::value(&opt.schedule.warmup_steps)->default_value(100), "warmup steps")
-      ("decay", po::value(&opt.schedule.decay)->default_value("cosine"), "cosine, linear or constant")
-      ("min-lr-ratio", po::value(&opt.schedule.min_lr_ratio)->default_value(0.1), "final learning rate as a fraction of --lr")
-      ("weight-decay", po::value(&opt.adamw.weight_decay)->default_value(0.1), "AdamW weight decay")
-      ("clip", po::value(&opt.clip_norm)->default_value(opt.clip_norm), "gradient norm clip (0 = off)")
-      ("seed", po::value(&opt.seed)->default_value(opt.seed), "seed of initialisation and batch sampling")
-      ("val-every", po::value(&opt.val_every)->default_value(opt.val_every), "steps between validations (0 = at the end)")
       ("val-windows", po::value(&opt.val_windows)->default_value(opt.val_windows), "windows per validation (0 = all)")
-      ("ckpt-every", po::value(&opt.ckpt_every)->default_value(opt.ckpt_every), "steps between checkpoints")
-      ("expert-parallel", po::value(&opt.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
-      ("stop-after", po::value(&opt.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)")
       ("threads", po::value(&threads)->default_value(0), "CPU threads per rank (0 = all cores / ranks on this node)")
       ("quiet", po::bool_switch(&quiet), "no progress bar");
+  add_trainer_options(desc, opt, 1e-3, 0.1, 0.1);
   if (!parse_options(desc, args)) return 0;
   MpiScope mpi;
   const dist::Communicator& world = dist::Communicator::world();
@@ -138,7 +125,6 @@ int text_generate(const Args& args) {
       ("repeat-penalty", po::value(&o.repetition_penalty)->default_value(o.repetition_penalty), "penalty for tokens already in the context (1 = none; 1.1-1.3 is typical)")
       ("stop", po::value(&stop), "stop when this text is generated (repeatable)")
       ("ignore-eos", po::bool_switch(), "do not stop at the end-of-text token")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "sampling seed")
       ("interactive,i", po::bool_switch(&interactive), "read prompts from stdin, one per line, keeping the conversation's context")
       ("weights", po::value(&weights)->default_value("bf16"), "bf16: matrices stored in bfloat16 for generation (half the memory traffic, float32 arithmetic); f32: exactly as trained")
       ("no-cache", po::bool_switch(&no_cache), "recompute the whole context for every token (no KV cache; slow, for comparison)")

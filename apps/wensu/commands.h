@@ -2,6 +2,7 @@
 // itself is in the library.
 #pragma once
 #include <boost/program_options.hpp>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,30 @@ std::vector<std::string> split_list(const std::string& s);
 // With `positional`, bare arguments fill the options it names (e.g. input files).
 bool parse_options(const boost::program_options::options_description& desc, const Args& args,
                    const boost::program_options::positional_options_description* positional = nullptr);
+
+// The options of the shared training loop (wensu pretrain, wensu text train), bound to the
+// fields of the same names in the trainer's options `o`; the defaults that differ are given.
+template <class TrainerOptions>
+void add_trainer_options(boost::program_options::options_description& desc, TrainerOptions& o, double lr,
+                         double weight_decay, double min_lr_ratio) {
+  namespace po = boost::program_options;
+  auto text = [](double v) { return (std::ostringstream() << v).str(); };  // 0.1, not 0.10000000000000001
+  desc.add_options()
+      ("resume", po::bool_switch(&o.resume), "continue the run in --out from its checkpoint (its settings win)")
+      ("steps", po::value(&o.steps)->default_value(0), "optimizer steps (0: 1000 for a new run; with --resume the run's own, unless this is larger)")
+      ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "micro-batches per step")
+      ("lr", po::value(&o.schedule.lr)->default_value(lr, text(lr)), "peak learning rate")
+      ("warmup", po::value(&o.schedule.warmup_steps)->default_value(100), "warmup steps")
+      ("decay", po::value(&o.schedule.decay)->default_value("cosine"), "cosine, linear or constant")
+      ("min-lr-ratio", po::value(&o.schedule.min_lr_ratio)->default_value(min_lr_ratio, text(min_lr_ratio)), "final learning rate as a fraction of --lr")
+      ("weight-decay", po::value(&o.adamw.weight_decay)->default_value(weight_decay, text(weight_decay)), "AdamW weight decay (matrices only)")
+      ("clip", po::value(&o.clip_norm)->default_value(o.clip_norm), "gradient norm clip (0 = off)")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of initialisation and data order")
+      ("val-every", po::value(&o.val_every)->default_value(o.val_every), "steps between validations (0 = at the end)")
+      ("ckpt-every", po::value(&o.ckpt_every)->default_value(o.ckpt_every), "steps between checkpoints")
+      ("expert-parallel", po::value(&o.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
+      ("stop-after", po::value(&o.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)");
+}
 
 // Starts MPI for the lifetime of a training command when an MPI launcher (mpirun: Open MPI,
 // MPICH/PMI, PMIx) started this process; otherwise the world is this one process.
