@@ -125,6 +125,7 @@ int text_generate(const Args& args) {
       ("repeat-penalty", po::value(&o.repetition_penalty)->default_value(o.repetition_penalty), "penalty for tokens already in the context (1 = none; 1.1-1.3 is typical)")
       ("stop", po::value(&stop), "stop when this text is generated (repeatable)")
       ("ignore-eos", po::bool_switch(), "do not stop at the end-of-text token")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "sampling seed")
       ("interactive,i", po::bool_switch(&interactive), "read prompts from stdin, one per line, keeping the conversation's context")
       ("weights", po::value(&weights)->default_value("bf16"), "bf16: matrices stored in bfloat16 for generation (half the memory traffic, float32 arithmetic); f32: exactly as trained")
       ("no-cache", po::bool_switch(&no_cache), "recompute the whole context for every token (no KV cache; slow, for comparison)")
