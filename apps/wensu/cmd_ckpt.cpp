@@ -55,14 +55,16 @@ int ckpt_info(const Args& args) {
 }
 
 int ckpt_weights(const Args& args) {
-  std::string in, out;
+  std::string in, out, dtype;
   po::options_description desc(
-      "usage: wensu ckpt weights IN.h5 OUT.h5\n\n"
+      "usage: wensu ckpt weights IN.h5 OUT.h5 [--dtype bf16]\n\n"
       "Writes OUT.h5 (atomically) with IN.h5's parameters, step, configs and meta but without\n"
       "optimizer state, RNG states or extra tensors: what eval-ppl, embed and fine-tuning need,\n"
-      "not what --resume needs.\n\noptions");
+      "not what --resume needs. --dtype bf16 stores the matrices (parameters of 2 or more dims)\n"
+      "in bfloat16, half the size; loading widens them back to float32.\n\noptions");
   desc.add_options()("help,h", "show this help")("in", po::value(&in), "checkpoint to read")(
-      "out", po::value(&out), "weights-only checkpoint to write");
+      "out", po::value(&out), "weights-only checkpoint to write")(
+      "dtype", po::value(&dtype)->default_value("f32"), "f32 (as stored) or bf16 (matrices in bfloat16)");
   po::positional_options_description pos;
   pos.add("in", 1).add("out", 1);
   if (!parse_options(desc, args, &pos)) return 0;
@@ -72,7 +74,11 @@ int ckpt_weights(const Args& args) {
   w.step = ck.step;
   w.model_config = ck.model_config;
   w.train_config = ck.train_config;
+  WENSU_CHECK(dtype == "f32" || dtype == "bf16", "ckpt weights: --dtype is f32 or bf16, not '", dtype, "'");
   w.params = ck.params;
+  if (dtype == "bf16")
+    for (auto& p : w.params)
+      if (p.tensor.dim() >= 2 && is_floating(p.tensor.dtype())) p.tensor = p.tensor.to(DType::bf16);
   w.meta = ck.meta;
   w.meta["weights_of"] = in;
   io::save_checkpoint(out, w);

@@ -93,4 +93,16 @@ TEST_F(Cli, CkptWeightsKeepsParametersOnly) {
   EXPECT_EQ(only.model_config, full.model_config);
   EXPECT_EQ(only.step, full.step);
   EXPECT_NE(run("ckpt weights '" + ck + "'"), 0);
+  // --dtype bf16: matrices in bfloat16 (their values rounded), vectors as they were.
+  const std::string h = path("half.h5");
+  ASSERT_EQ(run("ckpt weights '" + ck + "' '" + h + "' --dtype bf16"), 0) << err();
+  const io::Checkpoint a = io::load_checkpoint(ck), b = io::load_checkpoint(h);
+  ASSERT_EQ(a.params.size(), b.params.size());
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    const Tensor& x = a.params[i].tensor;
+    const Tensor& y = b.params[i].tensor;
+    EXPECT_EQ(y.dtype(), x.dim() >= 2 ? DType::bf16 : x.dtype()) << a.params[i].name;
+    EXPECT_EQ(y.to(DType::f64).to_vector<double>(), x.to(y.dtype()).to(DType::f64).to_vector<double>()) << a.params[i].name;
+  }
+  EXPECT_NE(run("ckpt weights '" + ck + "' '" + path("x.h5") + "' --dtype f16"), 0);
 }

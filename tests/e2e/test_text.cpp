@@ -142,6 +142,13 @@ TEST_F(TextCli, Gpt2FolderConvertsWithItsTokenizer) {
   EXPECT_NE(err().find("tokens/s"), std::string::npos) << err();
 }
 
+// Out of the box: no --model, the bundled data/models/wensu-text model writes text.
+TEST_F(TextCli, BundledModelGenerates) {
+  ASSERT_EQ(run("text generate --prompt '《春夜》' --max-tokens 12 --seed 1 --ignore-eos --threads 1"), 0) << err();
+  EXPECT_GT(out().size(), std::string("《春夜》").size() + 1) << out();
+  EXPECT_NE(err().find("12 new tokens"), std::string::npos) << err();
+}
+
 TEST_F(TextCli, BadInputIsAClearError) {
   // Missing tokenizer files.
   EXPECT_NE(run("text train --config '" + path("tiny.json") + "' --tokenizer '" + path("nope") + "' --data '" +
