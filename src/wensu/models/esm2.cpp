@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wensu/io/json_fields.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/matmul.h"
 #include "wensu/ops/unary.h"
@@ -61,29 +62,6 @@ void Esm2Config::validate() const {
   if (moe_every > 0) layer_config(moe_every - 1).validate();
 }
 
-namespace {
-
-// Rejects unknown keys, so a typo in a config file is an error rather than a default.
-void check_keys(const nlohmann::json& j, std::initializer_list<const char*> known) {
-  WENSU_CHECK(j.is_object(), "esm2 config must be a JSON object");
-  for (auto& [k, v] : j.items()) {
-    bool ok = false;
-    for (const char* n : known) ok = ok || k == n;
-    WENSU_CHECK(ok, "esm2 config: unknown key '", k, "'");
-  }
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat("esm2 config ", key, ": ", e.what()));
-  }
-}
-
-}  // namespace
 
 void to_json(nlohmann::json& j, const Esm2Config& c) {
   nn::FeedForwardConfig ffn = c.ffn;
@@ -94,18 +72,22 @@ void to_json(nlohmann::json& j, const Esm2Config& c) {
 }
 
 void from_json(const nlohmann::json& j, Esm2Config& c) {
-  check_keys(j, {"num_layers", "embed_dim", "attention_heads", "token_dropout", "norm_eps", "attention", "ffn",
-                 "moe_every"});
-  read(j, "num_layers", c.num_layers);
-  read(j, "embed_dim", c.embed_dim);
-  read(j, "attention_heads", c.attention_heads);
-  read(j, "token_dropout", c.token_dropout);
-  read(j, "norm_eps", c.norm_eps);
-  read(j, "moe_every", c.moe_every);
+  nlohmann::json attention, ffn;
+  {
+    io::JsonFields r(j, "esm2 config");
+    r("num_layers", c.num_layers);
+    r("embed_dim", c.embed_dim);
+    r("attention_heads", c.attention_heads);
+    r("token_dropout", c.token_dropout);
+    r("norm_eps", c.norm_eps);
+    r("moe_every", c.moe_every);
+    r("attention", attention);
+    r("ffn", ffn);
+  }
   // Read into the ESM-2 defaults (rotary on, d_ff = 4D), not into the nn defaults that
   // j.get<T>() would start from.
-  if (j.contains("attention")) nn::from_json(j.at("attention"), c.attention);
-  if (j.contains("ffn")) nn::from_json(j.at("ffn"), c.ffn);
+  if (!attention.is_null()) nn::from_json(attention, c.attention);
+  if (!ffn.is_null()) nn::from_json(ffn, c.ffn);
   c.validate();
 }
 

@@ -7,6 +7,7 @@
 
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/check.h"
+#include "wensu/io/json_fields.h"
 #include "wensu/ops/block_layout.h"
 #include "wensu/ops/block_sparse_attention.h"
 #include "wensu/ops/binary.h"
@@ -38,24 +39,21 @@ void to_json(nlohmann::json& j, const FoldConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, FoldConfig& c) {
-  static const char* kKeys[] = {"features", "lm", "seq_dim", "pair_dim", "outer_dim", "blocks", "heads",
-                                "transition", "max_relpos", "dist_bins", "torsion_bins", "plddt_bins"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    WENSU_CHECK(std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return it.key() == k; }) !=
-                    std::end(kKeys),
-                "fold config: unknown key '", it.key(), "'");
-  c.features = j.value("features", c.features);
-  if (j.contains("lm")) c.lm = j.at("lm").get<Esm2Config>();
-  c.seq_dim = j.value("seq_dim", c.seq_dim);
-  c.pair_dim = j.value("pair_dim", c.pair_dim);
-  c.outer_dim = j.value("outer_dim", c.outer_dim);
-  c.blocks = j.value("blocks", c.blocks);
-  c.heads = j.value("heads", c.heads);
-  c.transition = j.value("transition", c.transition);
-  c.max_relpos = j.value("max_relpos", c.max_relpos);
-  c.dist_bins = j.value("dist_bins", c.dist_bins);
-  c.torsion_bins = j.value("torsion_bins", c.torsion_bins);
-  c.plddt_bins = j.value("plddt_bins", c.plddt_bins);
+  {
+    io::JsonFields r(j, "fold config");
+    r("features", c.features);
+    r("lm", c.lm);
+    r("seq_dim", c.seq_dim);
+    r("pair_dim", c.pair_dim);
+    r("outer_dim", c.outer_dim);
+    r("blocks", c.blocks);
+    r("heads", c.heads);
+    r("transition", c.transition);
+    r("max_relpos", c.max_relpos);
+    r("dist_bins", c.dist_bins);
+    r("torsion_bins", c.torsion_bins);
+    r("plddt_bins", c.plddt_bins);
+  }
   c.validate();
 }
 

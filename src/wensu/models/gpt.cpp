@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wensu/autograd/grad_mode.h"
+#include "wensu/io/json_fields.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/matmul.h"
 
@@ -67,23 +68,6 @@ void GptConfig::validate() const {
   }
 }
 
-namespace {
-
-constexpr const char* kGptKeys[] = {"vocab_size", "max_positions", "embed_dim", "num_heads", "num_layers",
-                                    "positions",  "attention",     "ffn",       "norm",      "norm_eps",
-                                    "bias",       "tie_embeddings", "dropout",  "eos_id"};
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat("gpt config ", key, ": ", e.what()));
-  }
-}
-
-}  // namespace
 
 void to_json(nlohmann::json& j, const GptConfig& c) {
   const nn::TransformerConfig t = c.layer_config();  // attention and ffn written resolved
@@ -104,27 +88,27 @@ void to_json(nlohmann::json& j, const GptConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, GptConfig& c) {
-  WENSU_CHECK(j.is_object(), "gpt config must be a JSON object");
-  for (auto& [k, v] : j.items()) {
-    bool ok = false;
-    for (const char* n : kGptKeys) ok = ok || k == n;
-    WENSU_CHECK(ok, "gpt config: unknown key '", k, "'");
+  nlohmann::json attention, ffn;
+  {
+    io::JsonFields r(j, "gpt config");
+    r("vocab_size", c.vocab_size);
+    r("max_positions", c.max_positions);
+    r("embed_dim", c.embed_dim);
+    r("num_heads", c.num_heads);
+    r("num_layers", c.num_layers);
+    r("positions", c.positions);
+    r("norm", c.norm);
+    r("norm_eps", c.norm_eps);
+    r("bias", c.bias);
+    r("tie_embeddings", c.tie_embeddings);
+    r("dropout", c.dropout);
+    r("eos_id", c.eos_id);
+    r("attention", attention);
+    r("ffn", ffn);
   }
-  read(j, "vocab_size", c.vocab_size);
-  read(j, "max_positions", c.max_positions);
-  read(j, "embed_dim", c.embed_dim);
-  read(j, "num_heads", c.num_heads);
-  read(j, "num_layers", c.num_layers);
-  read(j, "positions", c.positions);
-  read(j, "norm", c.norm);
-  read(j, "norm_eps", c.norm_eps);
-  read(j, "bias", c.bias);
-  read(j, "tie_embeddings", c.tie_embeddings);
-  read(j, "dropout", c.dropout);
-  read(j, "eos_id", c.eos_id);
   // Into the GPT defaults (causal, d_ff = 4D, gelu_tanh), not the nn ones j.get<T>() starts from.
-  if (j.contains("attention")) nn::from_json(j.at("attention"), c.attention);
-  if (j.contains("ffn")) nn::from_json(j.at("ffn"), c.ffn);
+  if (!attention.is_null()) nn::from_json(attention, c.attention);
+  if (!ffn.is_null()) nn::from_json(ffn, c.ffn);
   c.validate();
 }
 

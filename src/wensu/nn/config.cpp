@@ -1,43 +1,12 @@
 #include "wensu/nn/config.h"
 
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "wensu/core/check.h"
+#include "wensu/io/json_fields.h"
 
 namespace wensu::nn {
-namespace {
-
-// Reads known keys into fields and rejects unknown ones, so a typo in a config file is an
-// error rather than a silently ignored setting.
-class Reader {
- public:
-  Reader(const nlohmann::json& j, const char* section) : j_(j), section_(section) {
-    WENSU_CHECK(j.is_object(), "config section '", section, "' must be a JSON object");
-  }
-  template <typename T>
-  void operator()(const char* key, T& field) {
-    known_.insert(key);
-    if (!j_.contains(key)) return;
-    try {
-      field = j_.at(key).get<T>();
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(detail::concat("config ", section_, ".", key, ": ", e.what()));
-    }
-  }
-  ~Reader() noexcept(false) {
-    if (std::uncaught_exceptions()) return;
-    for (auto& [k, v] : j_.items())
-      WENSU_CHECK(known_.count(k), "config ", section_, ": unknown key '", k, "'");
-  }
-
- private:
-  const nlohmann::json& j_;
-  const char* section_;
-  std::set<std::string> known_;
-};
-
-}  // namespace
+using Reader = io::JsonFields;  // section names as "config attention", "config ffn.moe", ...
 
 void to_json(nlohmann::json& j, const AttentionConfig& c) {
   j = {{"kind", c.kind}, {"causal", c.causal}, {"rotary", c.rotary}, {"rope_base", c.rope_base}};
@@ -49,14 +18,14 @@ void to_json(nlohmann::json& j, const AttentionConfig& c) {
   }
 }
 void from_json(const nlohmann::json& j, AttentionConfig& c) {
-  Reader r(j, "attention");
+  Reader r(j, "config attention");
   r("kind", c.kind);
   r("causal", c.causal);
   r("rotary", c.rotary);
   r("rope_base", c.rope_base);
   nlohmann::json sparse = nlohmann::json::object();
   r("sparse", sparse);
-  Reader rs(sparse, "attention.sparse");
+  Reader rs(sparse, "config attention.sparse");
   rs("layout", c.sparse.kind);
   rs("block", c.sparse.block);
   rs("window", c.sparse.window);
@@ -79,7 +48,7 @@ void to_json(nlohmann::json& j, const MoeConfig& c) {
        {"random_second", c.random_second}};
 }
 void from_json(const nlohmann::json& j, MoeConfig& c) {
-  Reader r(j, "ffn.moe");
+  Reader r(j, "config ffn.moe");
   r("num_experts", c.num_experts);
   r("top_k", c.top_k);
   r("gate", c.gate);
@@ -96,7 +65,7 @@ void to_json(nlohmann::json& j, const FeedForwardConfig& c) {
   if (c.kind == "moe") j["moe"] = c.moe;
 }
 void from_json(const nlohmann::json& j, FeedForwardConfig& c) {
-  Reader r(j, "ffn");
+  Reader r(j, "config ffn");
   r("kind", c.kind);
   r("d_ff", c.d_ff);
   r("activation", c.activation);
@@ -111,7 +80,7 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
 }
 void from_json(const nlohmann::json& j, TransformerConfig& c) {
   {
-    Reader r(j, "transformer");
+    Reader r(j, "config transformer");
     r("d_model", c.d_model);
     r("n_heads", c.n_heads);
     r("n_layers", c.n_layers);
