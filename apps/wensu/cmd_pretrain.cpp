@@ -46,7 +46,6 @@ int cmd_pretrain(const Args& args) {
   add_trainer_options(desc, opt, 4e-4, 0.01, 0.0);
   if (!parse_options(desc, args)) return 0;
   MpiScope mpi;
-  const dist::Communicator& world = dist::Communicator::world();
   set_num_threads(threads);
   opt.progress = !quiet;
   if (!opt.resume) {
@@ -59,19 +58,9 @@ int cmd_pretrain(const Args& args) {
     opt.schedule.total_steps = opt.steps;
   }
   train::PretrainResult r = train::run_pretrain(opt);
-  if (world.rank() == 0) {
-    if (r.losses.empty())
-      std::printf("nothing to do: the run in %s is at step %lld\n", opt.out_dir.c_str(), (long long)r.last_step);
-    else
-      std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
-                  (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
-                  r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
-    if (opt.skip_invalid)
-      std::printf("skipped %lld invalid FASTA record(s) (--skip-invalid)\n", (long long)r.skipped_records);
-    if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
-    std::printf("metrics: %s/metrics.jsonl  checkpoint: %s/checkpoint.h5\n", opt.out_dir.c_str(), opt.out_dir.c_str());
-  }
-  return r.interrupted ? 130 : 0;
+  std::string skipped;
+  if (opt.skip_invalid) skipped = "skipped " + std::to_string(r.skipped_records) + " invalid FASTA record(s) (--skip-invalid)";
+  return report_training(r, opt.out_dir, opt.skip_invalid ? skipped.c_str() : nullptr);
 }
 
 }  // namespace wensu::app

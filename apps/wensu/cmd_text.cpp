@@ -76,7 +76,6 @@ int text_train(const Args& args) {
   add_trainer_options(desc, opt, 1e-3, 0.1, 0.1);
   if (!parse_options(desc, args)) return 0;
   MpiScope mpi;
-  const dist::Communicator& world = dist::Communicator::world();
   set_num_threads(threads);
   opt.progress = !quiet;
   opt.adamw.beta2 = 0.95;  // GPT-2/3 recipe
@@ -89,18 +88,7 @@ int text_train(const Args& args) {
     if (opt.steps <= 0) opt.steps = 1000;
     opt.schedule.total_steps = opt.steps;
   }
-  train::TrainResult r = train::run_text_train(opt);
-  if (world.rank() == 0) {
-    if (r.losses.empty())
-      std::printf("nothing to do: the run in %s is at step %lld\n", opt.out_dir.c_str(), (long long)r.last_step);
-    else
-      std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
-                  (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
-                  r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
-    if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
-    std::printf("metrics: %s/metrics.jsonl  model: %s/checkpoint.h5\n", opt.out_dir.c_str(), opt.out_dir.c_str());
-  }
-  return r.interrupted ? 130 : 0;
+  return report_training(train::run_text_train(opt), opt.out_dir);
 }
 
 int text_generate(const Args& args) {

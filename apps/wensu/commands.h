@@ -2,6 +2,7 @@
 // itself is in the library.
 #pragma once
 #include <boost/program_options.hpp>
+#include "wensu/train/lm_trainer.h"
 #include <sstream>
 #include <string>
 #include <utility>
@@ -64,6 +65,11 @@ void add_trainer_options(boost::program_options::options_description& desc, Trai
       ("expert-parallel", po::value(&o.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
       ("stop-after", po::value(&o.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)");
 }
+
+// What a finished (or interrupted) training run prints on rank 0: steps, time, tokens/s, first
+// and last loss, validation, where the metrics and checkpoint are. Returns the exit status:
+// 130 when interrupted (a checkpoint was saved), else 0.
+int report_training(const train::TrainResult& r, const std::string& out_dir, const char* extra_line = nullptr);
 
 // Starts MPI for the lifetime of a training command when an MPI launcher (mpirun: Open MPI,
 // MPICH/PMI, PMIx) started this process; otherwise the world is this one process.

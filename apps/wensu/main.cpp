@@ -114,6 +114,20 @@ bool launched_by_mpirun() {
 }
 }  // namespace
 
+int wensu::app::report_training(const wensu::train::TrainResult& r, const std::string& out_dir, const char* extra_line) {
+  if (wensu::dist::Communicator::world().rank() != 0) return r.interrupted ? 130 : 0;
+  if (r.losses.empty())
+    std::printf("nothing to do: the run in %s is at step %lld\n", out_dir.c_str(), (long long)r.last_step);
+  else
+    std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
+                (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
+                r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
+  if (extra_line) std::printf("%s\n", extra_line);
+  if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
+  std::printf("metrics: %s/metrics.jsonl  checkpoint: %s/checkpoint.h5\n", out_dir.c_str(), out_dir.c_str());
+  return r.interrupted ? 130 : 0;
+}
+
 wensu::app::MpiScope::MpiScope() : on(launched_by_mpirun()) {
   if (on) wensu::dist::init(nullptr, nullptr);
 }
