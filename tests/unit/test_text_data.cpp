@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "byte_tokenizer.h"
 #include "test_support.h"
 #include "wensu/core/check.h"
 #include "wensu/text/tokenizer.h"
@@ -14,27 +15,7 @@
 namespace wensu::train {
 namespace {
 
-// Bytes as tokens, 256 = end of text: enough to test the data path without a trained tokenizer.
-class ByteTokenizer : public text::Tokenizer {
- public:
-  std::vector<int64_t> encode(std::string_view s) const override {
-    std::vector<int64_t> ids;
-    for (unsigned char c : s) ids.push_back(c);
-    return ids;
-  }
-  std::string decode(const std::vector<int64_t>& ids) const override {
-    std::string s;
-    for (int64_t i : ids)
-      if (i < 256) s += char(i);
-    return s;
-  }
-  std::string token_bytes(int64_t id) const override { return id < 256 ? std::string(1, char(id)) : ""; }
-  bool is_special(int64_t id) const override { return id == 256; }
-  int64_t vocab_size() const override { return 257; }
-  int64_t eos_id() const override { return 256; }
-  std::string kind() const override { return "bytes"; }
-  std::vector<std::pair<std::string, std::string>> files() const override { return {}; }
-};
+using test::ByteTokenizer;
 
 class TextData : public test::CliTest {
  protected:

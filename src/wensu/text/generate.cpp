@@ -90,6 +90,7 @@ GenerationSession::GenerationSession(models::Gpt& model, const Tokenizer& tok, S
     : model_(model), tok_(tok), opt_(std::move(opt)) {
   WENSU_CHECK(tok.vocab_size() <= model.config().vocab_size, "the tokenizer has ", tok.vocab_size(),
               " tokens but the model only ", model.config().vocab_size, ": they do not belong together");
+  for (const auto& stop : opt_.stop) WENSU_CHECK(!stop.empty(), "generate: a stop string must not be empty");
   if (opt_.use_cache) cache_ = model_.make_cache(1, model_.config().max_positions);
 }
 
@@ -117,6 +118,11 @@ std::string GenerationSession::generate(const std::string& prompt, const std::fu
   stats_ = GenerationStats{};
   stats_.prompt_tokens = int64_t(ids.size());
   last_tokens_.clear();
+  // The model sees what the cache lacks: the last token of the previous generate() (drawn, never
+  // run) and the new prompt.
+  std::vector<int64_t> feed(context_.begin() + (opt_.use_cache ? cache_.length : int64_t(context_.size())),
+                            context_.end());
+  feed.insert(feed.end(), ids.begin(), ids.end());
   context_.insert(context_.end(), ids.begin(), ids.end());
 
   // The new text continues the prompt (a SentencePiece token keeps its space), unless there is none.
@@ -129,7 +135,7 @@ std::string GenerationSession::generate(const std::string& prompt, const std::fu
   };
 
   auto t0 = std::chrono::steady_clock::now();
-  Tensor logits = logits_for(ids);
+  Tensor logits = logits_for(feed);
   stats_.prefill_s = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   std::vector<float> row;
