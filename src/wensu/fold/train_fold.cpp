@@ -184,14 +184,7 @@ void apply_options_json(const std::string& text, FoldTrainOptions& o) {
 FoldTrainResult run_train_fold(FoldTrainOptions opt) {
   const std::string ckpt = opt.out_dir + "/checkpoint.h5", metrics_path = opt.out_dir + "/metrics.jsonl";
   if (opt.resume) {
-    WENSU_CHECK(std::filesystem::exists(ckpt), "train-fold --resume: no checkpoint at ", ckpt,
-                " (start without --resume, or point --out at the run to continue)");
-    const io::CheckpointInfo info = io::inspect_checkpoint(ckpt);
-    opt.model = nlohmann::json::parse(info.model_config).get<models::FoldConfig>();
-    const int64_t steps = opt.steps, stop_after = opt.stop_after;
-    apply_options_json(info.train_config, opt);
-    opt.steps = std::max(steps, opt.steps);
-    opt.stop_after = stop_after;
+    train::adopt_resumed_settings<models::FoldConfig>(opt, "train-fold", apply_options_json);
   } else if (opt.model.features == "lm") {
     WENSU_CHECK(!opt.lm_checkpoint.empty(), "train-fold: features = lm needs --lm CHECKPOINT (e.g. "
                                             "data/models/esm2_small/weights.h5), or use --features onehot");

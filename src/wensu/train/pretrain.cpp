@@ -12,6 +12,7 @@
 #include "wensu/ops/loss.h"
 #include "wensu/train/lm_trainer.h"
 #include "wensu/train/mlm_data.h"
+#include "wensu/train/state.h"
 
 namespace wensu::train {
 namespace {
@@ -135,17 +136,7 @@ std::pair<double, int64_t> masked_lm_loss(models::Esm2& model, const std::vector
 
 PretrainResult run_pretrain(PretrainOptions opt) {
   const dist::Communicator& world = dist::Communicator::world();
-  const std::string ckpt = opt.out_dir + "/checkpoint.h5";
-  if (opt.resume) {
-    WENSU_CHECK(std::filesystem::exists(ckpt), "pretrain --resume: no checkpoint at ", ckpt,
-                " (start without --resume, or point --out at the run to continue)");
-    const io::CheckpointInfo info = io::inspect_checkpoint(ckpt);
-    opt.model = nlohmann::json::parse(info.model_config).get<models::Esm2Config>();
-    const int64_t steps = opt.steps, stop_after = opt.stop_after;
-    apply_pretrain_options_json(info.train_config, opt);
-    opt.steps = std::max(steps, opt.steps);  // --steps may extend a finished run (0: keep its own)
-    opt.stop_after = stop_after;
-  }
+  if (opt.resume) adopt_resumed_settings<models::Esm2Config>(opt, "pretrain", apply_pretrain_options_json);
   opt.model.validate();
   const int ep = opt.expert_parallel > 0 ? opt.expert_parallel : (has_moe(opt.model) ? world.size() : 1);
   dist::ParallelGroups groups = dist::make_parallel_groups(ep);

@@ -9,6 +9,7 @@
 #include "wensu/io/fasta.h"
 #include "wensu/text/tokenizer.h"
 #include "wensu/text/tokenizer_store.h"
+#include "wensu/train/state.h"
 #include "wensu/train/text_data.h"
 
 namespace wensu::train {
@@ -97,14 +98,7 @@ TrainResult run_text_train(TextTrainOptions opt) {
   const std::string ckpt = opt.out_dir + "/checkpoint.h5";
   std::unique_ptr<text::Tokenizer> tok;
   if (opt.resume) {
-    WENSU_CHECK(std::filesystem::exists(ckpt), "text train --resume: no checkpoint at ", ckpt,
-                " (start without --resume, or point --out at the run to continue)");
-    const io::CheckpointInfo info = io::inspect_checkpoint(ckpt);
-    opt.model = nlohmann::json::parse(info.model_config).get<models::GptConfig>();
-    const int64_t steps = opt.steps, stop_after = opt.stop_after;
-    apply_text_train_options_json(info.train_config, opt);
-    opt.steps = std::max(steps, opt.steps);  // --steps may extend a finished run
-    opt.stop_after = stop_after;
+    const auto info = adopt_resumed_settings<models::GptConfig>(opt, "text train", apply_text_train_options_json);
     tok = text::tokenizer_from_meta(info.meta, ckpt);
   } else {
     WENSU_CHECK(!opt.tokenizer.empty(), "text train: --tokenizer is required (a folder with vocab.json and merges.txt,",
