@@ -12,47 +12,9 @@
 #include "wensu/io/esm_alphabet.h"
 #include "wensu/io/fasta.h"
 #include "wensu/io/hdf5.h"
+#include "wensu/io/hdf5_write.h"
 
 namespace wensu::models {
-namespace {
-
-
-void check_h5(bool ok, const std::string& path, const char* what) {
-  WENSU_CHECK(ok, "embed: writing ", path, " failed (", what, "): is the disk full or the folder read-only?");
-}
-
-void write_2d(hid_t loc, const std::string& name, const std::vector<float>& v, int64_t rows, int64_t cols,
-              const std::string& path) {
-  hsize_t dims[2] = {hsize_t(rows), hsize_t(cols)};
-  io::Hdf5Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
-  io::Hdf5Handle set(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-  check_h5(set.get() >= 0, path, name.c_str());
-  check_h5(rows == 0 || H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0, path,
-           name.c_str());
-}
-
-void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& v, const std::string& path) {
-  std::vector<const char*> ptrs;
-  for (const auto& s : v) ptrs.push_back(s.c_str());
-  hsize_t dims[1] = {hsize_t(v.size())};
-  io::Hdf5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  io::Hdf5Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  io::Hdf5Handle set(H5Dcreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-  check_h5(set.get() >= 0, path, name.c_str());
-  check_h5(v.empty() || H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0, path, name.c_str());
-}
-
-void write_string_attr(hid_t loc, const char* name, const std::string& value) {
-  io::Hdf5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), value.size() + 1);
-  io::Hdf5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  io::Hdf5Handle attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  H5Awrite(attr.get(), type.get(), value.c_str());
-}
-
-}  // namespace
 
 std::shared_ptr<Esm2> load_esm2(const std::string& checkpoint) {
   auto model = load_esm2_checkpoint(checkpoint);
@@ -63,12 +25,9 @@ std::shared_ptr<Esm2> load_esm2(const std::string& checkpoint) {
 EmbedSummary embed_fasta(Esm2& model, const std::vector<std::string>& files, const std::string& out_h5,
                          const EmbedOptions& opt) {
   const auto& alphabet = io::EsmAlphabet::get();
-  const std::string tmp = out_h5 + ".tmp." + std::to_string(::getpid());
-  io::Hdf5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-  WENSU_CHECK(file.get() >= 0, "embed: cannot create ", tmp, " (does the folder exist and is it writable?)");
   EmbedSummary sum;
-  try {
-    io::Hdf5Handle per(opt.per_residue ? H5Gcreate2(file.get(), "per_residue", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1, H5Gclose);
+  io::write_hdf5_atomically(out_h5, [&](hid_t file) {
+    io::Hdf5Handle per(opt.per_residue ? H5Gcreate2(file, "per_residue", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1, H5Gclose);
     NoGradGuard ng;
     model.eval();
     const int64_t D = model.config().embed_dim;
@@ -97,9 +56,9 @@ EmbedSummary embed_fasta(Esm2& model, const std::vector<std::string>& files, con
         mean.insert(mean.end(), m.begin(), m.end());
         if (opt.per_residue) {
           const std::string name = std::to_string(sum.sequences);
-          write_2d(per.get(), name, rows, n, D, out_h5);
+          io::write_f32_matrix(per.get(), name, rows.data(), n, D, out_h5);
           io::Hdf5Handle set(H5Dopen2(per.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
-          write_string_attr(set.get(), "id", batch_ids[size_t(b)]);
+          io::write_string_attr(set.get(), "id", batch_ids[size_t(b)], out_h5);
         }
         ids.push_back(batch_ids[size_t(b)]);
         ++sum.sequences;
@@ -124,17 +83,10 @@ EmbedSummary embed_fasta(Esm2& model, const std::vector<std::string>& files, con
       }
     }
     flush();
-    write_2d(file.get(), "mean", mean, sum.sequences, D, out_h5);
-    write_strings(file.get(), "ids", ids, out_h5);
-    write_string_attr(file.get(), "model_config", nlohmann::json(model.config()).dump());
-  } catch (...) {
-    file.reset();
-    std::filesystem::remove(tmp);
-    throw;
-  }
-  check_h5(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, out_h5, "flush");
-  check_h5(file.reset() >= 0, out_h5, "close");
-  std::filesystem::rename(tmp, out_h5);
+    io::write_f32_matrix(file, "mean", mean.data(), sum.sequences, D, out_h5);
+    io::write_strings(file, "ids", ids, out_h5);
+    io::write_string_attr(file, "model_config", nlohmann::json(model.config()).dump(), out_h5);
+  });
   return sum;
 }
 
