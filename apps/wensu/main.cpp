@@ -119,11 +119,16 @@ int wensu::app::report_training(const wensu::train::TrainResult& r, const std::s
   if (r.losses.empty())
     std::printf("nothing to do: the run in %s is at step %lld\n", out_dir.c_str(), (long long)r.last_step);
   else
-    std::printf("steps %lld-%lld in %.1f s (%.0f tokens/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
-                (long long)r.last_step, r.seconds, r.tokens_per_s, r.losses.front(), r.losses.back(),
+    std::printf("steps %lld-%lld in %.1f s (%.0f %s/s): loss %.4f -> %.4f%s\n", (long long)r.first_step,
+                (long long)r.last_step, r.seconds, r.tokens_per_s, r.unit.c_str(), r.losses.front(), r.losses.back(),
                 r.interrupted ? " (interrupted; checkpoint saved, continue with --resume)" : "");
   if (extra_line) std::printf("%s\n", extra_line);
-  if (r.val_ppl > 0) std::printf("validation: loss %.4f, perplexity %.3f\n", r.val_loss, r.val_ppl);
+  if (r.val_ppl > 0) {
+    std::printf("validation: loss %.4f", r.val_loss);
+    if (r.perplexity) std::printf(", perplexity %.3f", r.val_ppl);
+    for (const auto& [k, v] : r.val_metrics) std::printf(", %s %.4g", k.c_str(), v);
+    std::printf("\n");
+  }
   std::printf("metrics: %s/metrics.jsonl  checkpoint: %s/checkpoint.h5\n", out_dir.c_str(), out_dir.c_str());
   return r.interrupted ? 130 : 0;
 }

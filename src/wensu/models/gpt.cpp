@@ -160,12 +160,14 @@ Tensor Gpt::head(const Tensor& x) const {
   return ops::linear(x, embed_tokens->weight);     // [B, T, vocab]
 }
 
-Tensor Gpt::forward(const Tensor& ids) {
+Tensor Gpt::hidden(const Tensor& ids) {
   check_ids(ids, "forward");
-  Tensor x = drop_->forward(embed(ids, 0));     // [B, L, D]
+  Tensor x = drop_->forward(embed(ids, 0));          // [B, L, D]
   for (auto& layer : layers) x = layer->forward(x);  // [B, L, D]
-  return head(nn::apply_norm(*final_norm, x));  // [B, L, vocab]
+  return nn::apply_norm(*final_norm, x);             // [B, L, D]
 }
+
+Tensor Gpt::forward(const Tensor& ids) { return head(hidden(ids)); }  // [B, L, vocab]
 
 Tensor Gpt::aux_loss() const {
   Tensor total;

@@ -70,6 +70,9 @@ class Gpt : public nn::Module {
   // ids int64 [B, L] (0 <= id < vocab_size, L <= max_positions) -> logits [B, L, vocab].
   // The training path: records autograd, applies dropout in training mode.
   Tensor forward(const Tensor& ids);
+  // The same without the vocabulary projection: the final-norm hidden states [B, L, D] (a text
+  // encoder's features: the two-tower model pools the last token's, as CLIP does).
+  Tensor hidden(const Tensor& ids);
 
   // Sum of the MoE layers' auxiliary losses after a forward (undefined without MoE).
   Tensor aux_loss() const;

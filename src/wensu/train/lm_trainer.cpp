@@ -73,6 +73,10 @@ struct Checkpointer {
 
 }  // namespace
 
+Tensor LmTask::micro_loss(const LmBatch& b, int64_t step_targets, int world) {
+  return local_loss(forward(b.tokens), b, step_targets, world);
+}
+
 double all_ranks_sum(double v) {
   const dist::Communicator& c = dist::Communicator::world();
   if (c.size() == 1) return v;
@@ -120,6 +124,8 @@ TrainResult run_lm_loop(LmTask& task, optim::AdamW& adamw, const LmLoopOptions& 
 
   TrainResult res;
   res.first_step = step + 1;
+  res.unit = opt.unit;
+  res.perplexity = opt.perplexity;
   const int64_t last = opt.stop_after >= 0 ? std::min(opt.steps, step + opt.stop_after) : opt.steps;
   ProgressBar bar(opt.name.c_str(), opt.steps, "step");
   SignalScope signals;
@@ -130,10 +136,13 @@ TrainResult run_lm_loop(LmTask& task, optim::AdamW& adamw, const LmLoopOptions& 
     if (items < 0) return;
     res.val_loss = loss;
     res.val_ppl = std::exp(loss);
-    if (auto* m = metrics())
-      *m << nlohmann::json{{"step", at}, {"val_loss", loss}, {"val_ppl", res.val_ppl}, {opt.val_items, items}}.dump()
-         << "\n"
-         << std::flush;
+    res.val_metrics = task.validation_metrics();
+    if (auto* m = metrics()) {
+      nlohmann::json line = {{"step", at}, {"val_loss", loss}, {opt.val_items, items}};
+      if (opt.perplexity) line["val_ppl"] = res.val_ppl;
+      for (const auto& [k, v] : res.val_metrics) line[k] = v;
+      *m << line.dump() << "\n" << std::flush;
+    }
   };
   while (step < last) {
     ++step;
@@ -149,8 +158,7 @@ TrainResult run_lm_loop(LmTask& task, optim::AdamW& adamw, const LmLoopOptions& 
     step_tokens = int64_t(all_ranks_sum(double(step_tokens)));
     double loss_sum = 0, aux_sum = 0;
     for (auto& m : micro) {
-      Tensor logits = task.forward(m.tokens);  // [b, L, V]
-      Tensor loss = local_loss(logits, m, std::max<int64_t>(step_targets, 1), world.size());
+      Tensor loss = task.micro_loss(m, std::max<int64_t>(step_targets, 1), world.size());
       Tensor aux = task.aux_loss();
       double aux_part = 0;
       if (aux.defined()) {
@@ -175,17 +183,19 @@ TrainResult run_lm_loop(LmTask& task, optim::AdamW& adamw, const LmLoopOptions& 
     tokens_done += double(step_tokens);
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (auto* m = metrics()) {
-      nlohmann::json line = {{"step", step}, {"loss", loss}, {"ppl", std::exp(loss)}, {"lr", lr},
+      nlohmann::json line = {{"step", step}, {"loss", loss}, {"lr", lr},
                              {"grad_norm", gnorm}, {"tokens", int64_t(tokens_done)}, {"step_tokens", step_tokens},
                              {"tokens_per_s", tokens_done / el},
                              {"elapsed_s", el}, {"epoch", task.epoch()}};
+      if (opt.perplexity) line["ppl"] = std::exp(loss);
+      for (const auto& [k, v] : task.step_metrics()) line[k] = v;
       if (local_skipped >= 0) line["skipped_records"] = skipped;
       if (aux_sum != 0) line["moe_aux"] = aux_sum;
       *m << line.dump() << "\n" << std::flush;
     }
     if (opt.progress && world.rank() == 0) {
       char status[96];
-      std::snprintf(status, sizeof status, "loss %.4f  %.0f tok/s", loss, tokens_done / el);
+      std::snprintf(status, sizeof status, "loss %.4f  %.0f %s/s", loss, tokens_done / el, opt.unit.c_str());
       bar.update(step, status);
     }
     if (opt.val_every > 0 && step % opt.val_every == 0) validate(step);

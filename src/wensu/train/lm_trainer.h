@@ -32,8 +32,10 @@ namespace wensu::train {
 struct LmBatch {
   Tensor tokens;              // int64 [B, L]
   Tensor targets;             // int64 [B, L]: the token to predict, -100 where there is none
-  int64_t targets_count = 0;  // positions with a target
-  int64_t real_tokens = 0;    // tokens that are not padding (throughput)
+  int64_t targets_count = 0;  // positions with a target (image-text tasks: pairs)
+  int64_t real_tokens = 0;    // tokens that are not padding (throughput; image-text: pairs)
+  Tensor lengths;             // image-text tasks: int64 [B], the caption length of each row
+  Tensor images;              // image-text tasks: float [B, C, S, S]
 };
 
 // What the loop needs from a model and its data. Every call is made on every rank in step.
@@ -42,6 +44,11 @@ class LmTask {
   virtual ~LmTask() = default;
   virtual nn::Module& model() = 0;
   virtual Tensor forward(const Tensor& tokens) = 0;  // int64 [B, L] -> logits [B, L, V]
+  // This rank's share of the step's loss for micro-batch b, whose gradient averaged over the
+  // ranks is the gradient of the step's loss; step_targets counts the targets of all the step's
+  // micro-batches on all ranks. The default is the mean cross-entropy of forward(b.tokens) over
+  // every target of the step; tasks with another objective (contrastive) override it.
+  virtual Tensor micro_loss(const LmBatch& b, int64_t step_targets, int world);
   virtual Tensor aux_loss() const { return Tensor(); }  // after a forward (MoE balancing); may be undefined
   virtual LmBatch next_batch() = 0;                   // this rank's next micro-batch
   // Every data stream's cursor, this rank's rows filled and the others 0 (summed over ranks).
@@ -55,6 +62,9 @@ class LmTask {
   virtual std::string train_config_json() const = 0;
   // String attributes for the checkpoint's meta (e.g. the model kind and the tokenizer's files).
   virtual std::map<std::string, std::string> checkpoint_meta() const { return {}; }
+  // Extra numbers for a step's metrics line (after the step) and a validation's line.
+  virtual std::map<std::string, double> step_metrics() const { return {}; }
+  virtual std::map<std::string, double> validation_metrics() const { return {}; }
 };
 
 struct LmLoopOptions {
@@ -70,6 +80,8 @@ struct LmLoopOptions {
   int64_t stop_after = -1;     // stop (with a checkpoint) after this many steps here (tests)
   bool progress = true;
   std::string val_items = "val_sequences";  // metrics key of validate()'s item count
+  std::string unit = "tokens";               // what real_tokens counts (progress and summary)
+  bool perplexity = true;                    // log exp(loss) as ppl (a language model's loss)
   const dist::ParallelGroups* groups = nullptr;  // MoE expert / data groups (null or world 1: plain)
 };
 
@@ -78,6 +90,9 @@ struct TrainResult {
   int64_t first_step = 0, last_step = 0;
   double seconds = 0, tokens_per_s = 0;
   double val_loss = 0, val_ppl = 0;  // last validation (0 when none ran)
+  std::map<std::string, double> val_metrics;  // the task's extra numbers of the last validation
+  std::string unit = "tokens";       // what tokens_per_s counts (LmLoopOptions::unit)
+  bool perplexity = true;            // val_ppl means something (LmLoopOptions::perplexity)
   bool interrupted = false;          // stopped by SIGINT/SIGTERM (after a checkpoint)
   int64_t skipped_records = 0;       // all ranks, as the task counts them
 };
