@@ -26,6 +26,7 @@ int cmd_eval_fold(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_plot(const Args& args);
 int cmd_text(const Args& args);
+int cmd_mm(const Args& args);
 
 // Parses args into the variables bound in `desc` (which must define --help). Returns false
 // after printing the help when --help was given: the command then exits 0.
@@ -62,8 +63,9 @@ void add_trainer_options(boost::program_options::options_description& desc, Trai
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of initialisation and data order")
       ("val-every", po::value(&o.val_every)->default_value(o.val_every), "steps between validations (0 = at the end)")
       ("ckpt-every", po::value(&o.ckpt_every)->default_value(o.ckpt_every), "steps between checkpoints")
-      ("expert-parallel", po::value(&o.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)")
       ("stop-after", po::value(&o.stop_after)->default_value(-1), "stop after this many steps of this call (checkpoint kept)");
+  if constexpr (requires { o.expert_parallel; })  // trainers of models with MoE layers
+    desc.add_options()("expert-parallel", po::value(&o.expert_parallel)->default_value(0), "ranks per expert group (0 = all ranks for MoE models)");
 }
 
 // What a finished (or interrupted) training run prints on rank 0: steps, time, tokens/s, first

@@ -36,6 +36,7 @@ const Command kCommands[] = {
     {"eval-fold", "evaluate a fold model on the test split (TM-score, lDDT-CA, contact precision)", wensu::app::cmd_eval_fold},
     {"structdb", "ProMod3 structure database: info, FASTA, fold training shards", wensu::app::cmd_structdb},
     {"text", "text models: train, generate, tokenizer-train, tokenize (GPT-style, same engine)", wensu::app::cmd_text},
+    {"mm", "image-text models: train, eval, search, embed (two-tower, contrastive)", wensu::app::cmd_mm},
     {"score", "compare a predicted structure with its reference (TM-score, RMSD, GDT-TS, lDDT-CA)", wensu::app::cmd_score},
 };
 

@@ -1,0 +1,176 @@
+// wensu mm end to end on the committed image-caption fixture (tests/data/mm): training with
+// validation metrics, a stopped and resumed run logging the same losses, two MPI ranks logging
+// the losses of one process on the same global batch (negatives gathered), eval / search /
+// embed on the trained model, unreadable images skipped by name (or fatal with --strict), and
+// clear errors for bad input.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace wensu {
+namespace {
+
+class MmCli : public test::CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    std::ofstream(path("tiny.json")) << R"({
+      "image": {"image_size": 16, "patch_size": 4, "embed_dim": 16, "num_heads": 2, "num_layers": 1},
+      "text": {"max_positions": 16, "embed_dim": 16, "num_heads": 2, "num_layers": 1},
+      "embed_dim": 8})";
+  }
+  static std::string data(const std::string& f) { return test::test_data_dir() + "/mm/" + f; }
+  // A small SentencePiece model of the text fixture's English lines.
+  std::string tokenizer() {
+    const std::string prefix = path("tok");
+    if (!fs::exists(prefix + ".model")) {
+      std::ifstream in(test::test_data_dir() + "/text/bpe_sample.txt");
+      std::ofstream english(path("english.txt"));
+      for (std::string line; std::getline(in, line);)
+        if (std::all_of(line.begin(), line.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+          english << line << "\n";
+      english.close();
+      EXPECT_EQ(run("text tokenizer-train --data '" + path("english.txt") + "' --out '" + prefix + "' --vocab-size 400"),
+                0)
+          << err();
+    }
+    return prefix + ".model";
+  }
+  std::string train_args(const std::string& out, int steps, const std::string& pairs = "pairs.tsv") {
+    return "mm train --config '" + path("tiny.json") + "' --tokenizer '" + tokenizer() + "' --data '" + data(pairs) +
+           "' --out '" + path(out) + "' --steps " + std::to_string(steps) +
+           " --batch 8 --warmup 2 --lr 3e-3 --ckpt-every 3 --val-every 3 --val-split test --shift 2 --quiet --threads 1";
+  }
+  std::map<int64_t, double> losses(const std::string& out) { return test::metrics_losses(path(out + "/metrics.jsonl")); }
+};
+
+TEST_F(MmCli, TrainsLogsValidationAndResumesExactly) {
+  ASSERT_EQ(run(train_args("full", 8)), 0) << err();
+  ASSERT_EQ(run(train_args("cut", 8) + " --stop-after 4"), 0) << err();
+  ASSERT_EQ(run("mm train --resume --out '" + path("cut") + "' --quiet --threads 1"), 0) << err();
+  const auto want = losses("full"), got = losses("cut");
+  ASSERT_EQ(want.size(), 8u);
+  ASSERT_EQ(got.size(), 8u);
+  for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;  // bit for bit
+  EXPECT_LT(want.rbegin()->second, want.begin()->second);
+  // Step lines carry the temperature, validation lines the held-out loss and recall.
+  std::ifstream in(path("full/metrics.jsonl"));
+  std::string line;
+  int steps = 0, vals = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) {
+      ++steps;
+      EXPECT_TRUE(j.contains("logit_scale")) << line;
+      EXPECT_FALSE(j.contains("ppl")) << line;
+    }
+    if (j.contains("val_loss")) {
+      ++vals;
+      EXPECT_TRUE(j.contains("val_i2t_r1") && j.contains("val_t2i_r5") && j.contains("val_pairs")) << line;
+    }
+  }
+  EXPECT_EQ(steps, 8);
+  EXPECT_EQ(vals, 3);  // steps 3 and 6, and the end
+}
+
+#ifdef WENSU_MPIEXEC
+TEST_F(MmCli, TwoRanksLogTheSameLossesAsOneProcess) {
+  ASSERT_EQ(run(train_args("one", 4)), 0) << err();
+  const std::string cmd = std::string(WENSU_MPIEXEC) + " -np 2 '" + test::wensu_binary() + "' " + train_args("two", 4) +
+                          " >'" + path("mpi.txt") + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_text(path("mpi.txt"));
+  const auto a = losses("one"), b = losses("two");
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * loss) << "step " << step;
+}
+#endif
+
+TEST_F(MmCli, EvalSearchAndEmbedUseTheTrainedModel) {
+  ASSERT_EQ(run(train_args("run", 4)), 0) << err();
+  const std::string model = path("run/checkpoint.h5");
+  ASSERT_EQ(run("mm eval --model '" + model + "' --data '" + data("pairs.tsv") + "' --split test --json --threads 1"), 0)
+      << err();
+  const auto j = nlohmann::json::parse(out());
+  EXPECT_EQ(j.at("pairs"), 8);
+  for (const char* k : {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}) {
+    EXPECT_GE(j.at(k).get<double>(), 0.0);
+    EXPECT_LE(j.at(k).get<double>(), 1.0);
+  }
+  EXPECT_DOUBLE_EQ(j.at("chance_r5").get<double>(), 5.0 / 8.0);
+  EXPECT_DOUBLE_EQ(j.at("i2t_r10").get<double>(), 1.0);  // 8 pairs: every match is in the top 10
+
+  ASSERT_EQ(run("mm search --model '" + model + "' --query 'red heart' --images '" + data("images") + "' -k 3"), 0)
+      << err();
+  EXPECT_NE(out().find("query: red heart  (24 images)"), std::string::npos) << out();
+  EXPECT_NE(out().find("  3  "), std::string::npos) << out();
+  ASSERT_EQ(run("mm search --model '" + model + "' --image '" + data("images/emoji/1f4d8.png") + "' --texts '" +
+                data("pairs.tsv") + "' -k 2"),
+            0)
+      << err();
+  EXPECT_NE(out().find("  2  "), std::string::npos) << out();
+
+  ASSERT_EQ(run("mm embed --model '" + model + "' --texts '" + data("pairs.tsv") + "' -o '" + path("t.h5") + "'"), 0)
+      << err();
+  hid_t f = H5Fopen(path("t.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  hid_t d = H5Dopen2(f, "embeddings", H5P_DEFAULT);
+  hid_t s = H5Dget_space(d);
+  hsize_t dims[2] = {0, 0};
+  H5Sget_simple_extent_dims(s, dims, nullptr);
+  EXPECT_EQ(dims[0], 24u);  // every caption of the file
+  EXPECT_EQ(dims[1], 8u);   // the shared space
+  std::vector<float> v(dims[0] * dims[1]);
+  H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  double norm = 0;
+  for (size_t e = 0; e < dims[1]; ++e) norm += double(v[e]) * v[e];
+  EXPECT_NEAR(norm, 1.0, 1e-5);  // unit rows
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  ASSERT_EQ(run("mm embed --model '" + model + "' --images '" + data("images") + "' -o '" + path("i.h5") + "'"), 0)
+      << err();
+  EXPECT_TRUE(fs::exists(path("i.h5")));
+}
+
+TEST_F(MmCli, UnreadableImagesAreSkippedByNameOrFatalWithStrict) {
+  ASSERT_EQ(run(train_args("skip", 2, "pairs_with_broken.tsv")), 0) << err();
+  EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
+  EXPECT_NE(err().find("missing.png"), std::string::npos) << err();
+  EXPECT_NE(run(train_args("strict", 2, "pairs_with_broken.tsv") + " --strict"), 0);
+  EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
+  EXPECT_FALSE(fs::exists(path("strict/checkpoint.h5")));
+  EXPECT_FALSE(fs::exists(path("strict/metrics.jsonl")));
+}
+
+TEST_F(MmCli, BadInputIsAClearError) {
+  EXPECT_NE(run("mm train --config '" + path("tiny.json") + "' --tokenizer '" + tokenizer() + "' --data '" +
+                path("none.tsv") + "' --out '" + path("r") + "' --quiet"),
+            0);
+  EXPECT_NE(err().find("none.tsv"), std::string::npos) << err();
+  std::ofstream(path("bad.tsv")) << "split\timage\tcaption\tsource\ntrain\tx.png\n";
+  EXPECT_NE(run("mm train --config '" + path("tiny.json") + "' --tokenizer '" + tokenizer() + "' --data '" +
+                path("bad.tsv") + "' --out '" + path("r") + "' --quiet"),
+            0);
+  EXPECT_NE(err().find("bad.tsv line 2"), std::string::npos) << err();
+  EXPECT_NE(run("mm train --config '" + path("tiny.json") + "' --text-init '" + data("pairs.tsv") + "' --data '" +
+                data("pairs.tsv") + "' --out '" + path("r") + "' --quiet"),
+            0);
+  EXPECT_NE(run("mm eval --model '" + path("nothing.h5") + "' --data '" + data("pairs.tsv") + "'"), 0);
+  EXPECT_NE(err().find("nothing.h5"), std::string::npos) << err();
+  EXPECT_NE(run("mm search --query x"), 0);
+  EXPECT_NE(run("mm"), 0);
+  EXPECT_EQ(run("mm train --help"), 0);
+  EXPECT_NE(out().find("InfoNCE"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wensu
