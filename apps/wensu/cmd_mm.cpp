@@ -51,7 +51,7 @@ models::DualEncoderConfig read_mm_config(const std::string& path) {
 
 int mm_train(const Args& args) {
   train::MmTrainOptions opt;
-  std::string config, tower;
+  std::string config, tower, pool;
   int threads = 0;
   bool quiet = false;
   po::options_description desc(
@@ -60,8 +60,8 @@ int mm_train(const Args& args) {
       "Trains a two-tower image-text model (MM.json, e.g. data/configs/mm_small.json: a ViT image\n"
       "tower, a text tower and the shared embedding size) with the symmetric InfoNCE loss and a\n"
       "learned temperature, every other pair of the batch a negative. --text-init starts the text\n"
-      "tower from a text model (`wensu text train`, e.g. data/models/wensu-text/model.h5) and uses\n"
-      "its tokenizer. Validation on the --val-split pairs logs the loss and recall@1/5. The trainer\n"
+      "tower from a text model (`wensu text train`, e.g. data/models/wensu-text/model.h5: its\n"
+      "tokenizer, its layers, or for --text-tower bow its token embeddings). Validation on the --val-split pairs logs the loss and recall@1/5. The trainer\n"
       "is the language models': RUN/metrics.jsonl, RUN/checkpoint.h5, --resume.\n\noptions");
   desc.add_options()("help,h", "show this help")
       ("config", po::value(&config), "model config (JSON, models::DualEncoderConfig)")
@@ -69,6 +69,7 @@ int mm_train(const Args& args) {
       ("text-init", po::value(&opt.text_init), "text model checkpoint: tokenizer and text tower weights")
       ("tokenizer", po::value(&opt.tokenizer), "or only a tokenizer: SentencePiece .model or GPT-2 BPE folder")
       ("text-tower", po::value(&tower), "override the config's text tower: transformer or bow (bag of words, the baseline)")
+      ("text-pool", po::value(&pool), "override the config's pooling of the transformer tower: last (CLIP's) or mean")
       ("out,o", po::value(&opt.out_dir)->default_value("wensu-mm"), "run folder")
       ("train-split", po::value(&opt.train_split)->default_value(opt.train_split), "split of pairs.tsv to train on")
       ("val-split", po::value(&opt.val_split)->default_value(opt.val_split), "split to validate on (empty: none)")
@@ -89,6 +90,7 @@ int mm_train(const Args& args) {
     WENSU_CHECK(!opt.data.empty(), "mm train: --data pairs.tsv is required (scripts/data/make-mm-data.sh makes one)");
     opt.model = read_mm_config(config);
     if (!tower.empty()) opt.model.text_tower = tower;
+    if (!pool.empty()) opt.model.text_pool = pool;
     if (opt.steps <= 0) opt.steps = 1000;
     opt.schedule.total_steps = opt.steps;
   }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.h"
+#include "wensu/io/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -149,6 +150,36 @@ TEST_F(MmCli, UnreadableImagesAreSkippedByNameOrFatalWithStrict) {
   EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
   EXPECT_FALSE(fs::exists(path("strict/checkpoint.h5")));
   EXPECT_FALSE(fs::exists(path("strict/metrics.jsonl")));
+}
+
+// --text-init: the transformer tower takes every weight of the text model, the bag of words its
+// token embeddings (a step at learning rate 0 leaves them as loaded).
+TEST_F(MmCli, TextInitLoadsTheTextModel) {
+  std::ofstream(path("gpt.json")) << R"({"max_positions": 16, "embed_dim": 16, "num_heads": 2, "num_layers": 1})";
+  ASSERT_EQ(run("text train --config '" + path("gpt.json") + "' --tokenizer '" + tokenizer() + "' --data '" +
+                path("english.txt") + "' --out '" + path("text") + "' --steps 2 --batch 2 --quiet --threads 1"),
+            0)
+      << err();
+  const io::Checkpoint text = io::load_checkpoint(path("text/checkpoint.h5"));
+  auto param = [](const io::Checkpoint& ck, const std::string& name) {
+    for (const auto& nt : ck.params)
+      if (nt.name == name) return nt.tensor.to(DType::f32).to_vector<float>();
+    ADD_FAILURE() << "no " << name;
+    return std::vector<float>{};
+  };
+  for (std::string tower : {"transformer", "bow"}) {
+    SCOPED_TRACE(tower);
+    ASSERT_EQ(run("mm train --config '" + path("tiny.json") + "' --text-init '" + path("text/checkpoint.h5") +
+                  "' --text-tower " + tower + " --data '" + data("pairs.tsv") + "' --out '" + path(tower) +
+                  "' --steps 1 --batch 8 --lr 0 --val-split test --quiet --threads 1"),
+              0)
+        << err();
+    const io::Checkpoint mm = io::load_checkpoint(path(tower + "/checkpoint.h5"));
+    const auto want = param(text, "embed_tokens.weight");
+    EXPECT_EQ(param(mm, tower == "bow" ? "text_bow.weight" : "text.embed_tokens.weight"), want);
+    if (tower == "transformer")
+      EXPECT_EQ(param(mm, "text.layers.0.ffn.fc1.weight"), param(text, "layers.0.ffn.fc1.weight"));
+  }
 }
 
 TEST_F(MmCli, BadInputIsAClearError) {

@@ -20,14 +20,16 @@
 namespace wensu {
 namespace {
 
+// "transformer" (pooled at the last token), "transformer-mean" or "bow".
 models::DualEncoderConfig tiny(const std::string& tower) {
   models::DualEncoderConfig c;
+  c.text_pool = tower == "transformer-mean" ? "mean" : "last";
   c.image.image_size = 4;
   c.image.patch_size = 2;
   c.image.embed_dim = 8;
   c.image.num_heads = 2;
   c.image.num_layers = 1;
-  c.text_tower = tower;
+  c.text_tower = tower == "bow" ? "bow" : "transformer";
   c.text.vocab_size = 13;
   c.text.max_positions = 6;
   c.text.embed_dim = 8;
@@ -100,7 +102,7 @@ Captions captions(int64_t B, int64_t L, int64_t vocab, int64_t pad, uint64_t see
 }
 
 TEST(DualEncoder, PaddingChangesNothing) {
-  for (std::string tower : {"transformer", "bow"}) {
+  for (std::string tower : {"transformer", "transformer-mean", "bow"}) {
     SCOPED_TRACE(tower);
     Generator gen(5);
     models::DualEncoder m(tiny(tower), gen);
@@ -120,7 +122,7 @@ TEST(DualEncoder, PaddingChangesNothing) {
 // Central differences (float64) of the contrastive loss through both towers against autograd,
 // for three entries of every parameter (the temperature included).
 TEST(DualEncoder, GradientsMatchFiniteDifferences) {
-  for (std::string tower : {"transformer", "bow"}) {
+  for (std::string tower : {"transformer", "transformer-mean", "bow"}) {
     SCOPED_TRACE(tower);
     Generator gen(7);
     models::DualEncoder m(tiny(tower), gen);

@@ -16,13 +16,15 @@ void DualEncoderConfig::validate() const {
   image.validate();
   WENSU_CHECK(text_tower == "transformer" || text_tower == "bow",
               "dual encoder config: text_tower must be 'transformer' or 'bow', got '", text_tower, "'");
+  WENSU_CHECK(text_pool == "last" || text_pool == "mean", "dual encoder config: text_pool must be 'last' or 'mean', got '",
+              text_pool, "'");
   text.validate();
   WENSU_CHECK(embed_dim >= 1, "dual encoder config: embed_dim must be >= 1, got ", embed_dim);
   WENSU_CHECK(init_temperature > 0, "dual encoder config: init_temperature must be > 0, got ", init_temperature);
 }
 
 void to_json(nlohmann::json& j, const DualEncoderConfig& c) {
-  j = {{"image", c.image},         {"text_tower", c.text_tower}, {"text", c.text},
+  j = {{"image", c.image},         {"text_tower", c.text_tower}, {"text_pool", c.text_pool}, {"text", c.text},
        {"embed_dim", c.embed_dim}, {"init_temperature", c.init_temperature}};
 }
 
@@ -32,6 +34,7 @@ void from_json(const nlohmann::json& j, DualEncoderConfig& c) {
     io::JsonFields r(j, "dual encoder config");
     r("image", image);
     r("text_tower", c.text_tower);
+    r("text_pool", c.text_pool);
     r("text", text);
     r("embed_dim", c.embed_dim);
     r("init_temperature", c.init_temperature);
@@ -66,8 +69,8 @@ Tensor DualEncoder::encode_texts(const Tensor& ids, const Tensor& lengths) {
   const int64_t* n = len.data<int64_t>();
   for (int64_t b = 0; b < B; ++b)
     WENSU_CHECK(n[b] >= 1 && n[b] <= L, "DualEncoder: caption ", b, " has length ", n[b], ", outside [1, ", L, "]");
-  if (text_tower) {
-    // Causal layers: a caption's last real token has seen exactly the caption, whatever pads follow.
+  // Causal layers: a caption's tokens have seen only the caption, whatever pads follow.
+  if (text_tower && cfg_.text_pool == "last") {
     const int64_t D = cfg_.text.embed_dim;
     Tensor h = ops::reshape(text_tower->hidden(ids), {B * L, D});  // [B*L, D]
     std::vector<int64_t> last(static_cast<size_t>(B));
@@ -75,13 +78,13 @@ Tensor DualEncoder::encode_texts(const Tensor& ids, const Tensor& lengths) {
     Tensor idx = Tensor::from_vector(last, {B}).to(ids.device());
     return text_proj->forward(ops::index_select(h, 0, idx));  // [B, E]
   }
-  // Bag of words: the mean of the real tokens' embeddings.
+  // The mean over the real tokens of the transformer's features or of the word embeddings (bow).
   std::vector<float> mask(static_cast<size_t>(B * L), 0.f), inv(static_cast<size_t>(B), 0.f);
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < n[b]; ++t) mask[size_t(b * L + t)] = 1.f;
     inv[size_t(b)] = 1.f / float(n[b]);
   }
-  Tensor e = text_words->forward(ids);                                          // [B, L, D]
+  Tensor e = text_tower ? text_tower->hidden(ids) : text_words->forward(ids);  // [B, L, D]
   Tensor m = Tensor::from_vector(mask, {B, L, 1}).to(e.device()).to(e.dtype());  // [B, L, 1]
   Tensor w = Tensor::from_vector(inv, {B, 1}).to(e.device()).to(e.dtype());      // [B, 1]
   return text_proj->forward(ops::mul(ops::sum(ops::mul(e, m), {1}), w));        // [B, E]

@@ -1,6 +1,7 @@
 // A two-tower image-text model in the style of BriVL (WuDao's Wenlan) and CLIP: an image tower
 // (Vit) and a text tower (the GPT-style transformer of the text models, pooled at each caption's
-// last token as CLIP's text encoder is; or a bag of words, the baseline), each followed by a
+// last token as CLIP's text encoder is, or over all its tokens; or a bag of words, the baseline),
+// each followed by a
 // linear projection into one shared space, and a learned temperature. Trained with the
 // symmetric InfoNCE loss (ops/contrastive.h); retrieval ranks by cosine similarity.
 #pragma once
@@ -20,6 +21,9 @@ struct DualEncoderConfig {
   // transformer: models::Gpt's layers (causal), the features of each caption's last token;
   // bow: the mean of the caption's token embeddings (text.vocab_size x text.embed_dim), no layers.
   std::string text_tower = "transformer";
+  // transformer only: last (the features of each caption's last token, CLIP's) or mean (the mean
+  // of its tokens' features, as sentence encoders pool).
+  std::string text_pool = "last";
   GptConfig text;                 // vocab_size from the tokenizer
   int64_t embed_dim = 128;        // the shared space
   double init_temperature = 0.07;  // CLIP's: logit scale 1 / 0.07 at the start

@@ -105,13 +105,20 @@ class ContrastiveTask : public LmTask {
   std::map<std::string, double> val_metrics_;
 };
 
-// The text tower's weights from a text model checkpoint (its bfloat16 matrices become float32).
+// The text tower's weights from a text model checkpoint (its bfloat16 matrices become float32):
+// every parameter for a transformer tower; the token embeddings for a bag of words, so the
+// baseline starts from the same pretrained vectors.
 void load_text_tower(models::DualEncoder& model, const std::string& path) {
-  WENSU_CHECK(model.text_tower, "mm train: --text-init loads a transformer text tower; this model's is ",
-              model.config().text_tower, " (the tokenizer alone can come from --tokenizer)");
   io::Checkpoint ck = io::load_checkpoint(path);
   NoGradGuard ng;
-  io::load_tensors_into(ck.params, to_io(model.text_tower->named_parameters()), path, "parameter");
+  if (model.text_tower) {
+    io::load_tensors_into(ck.params, to_io(model.text_tower->named_parameters()), path, "parameter");
+    return;
+  }
+  std::vector<io::NamedTensor> table;
+  for (const auto& nt : ck.params)
+    if (nt.name == "embed_tokens.weight") table.push_back({"weight", nt.tensor});
+  io::load_tensors_into(table, to_io(model.text_words->named_parameters()), path, "parameter");
 }
 
 }  // namespace
@@ -175,11 +182,9 @@ TrainResult run_mm_train(MmTrainOptions opt) {
                 kind == info.meta.end() ? std::string("no model kind") : kind->second,
                 "); give one from `wensu text train`, e.g. data/models/wensu-text/model.h5");
     tok = text::tokenizer_from_meta(info.meta, opt.text_init);
-    if (opt.model.text_tower == "transformer") {
-      opt.model.text = nlohmann::json::parse(info.model_config).get<models::GptConfig>();
-      opt.model.text.dropout = 0.0;
-      init_text = true;
-    }
+    opt.model.text = nlohmann::json::parse(info.model_config).get<models::GptConfig>();
+    opt.model.text.dropout = 0.0;
+    init_text = true;
   } else {
     WENSU_CHECK(!opt.tokenizer.empty(), "mm train: give --text-init (a text model: its tokenizer and weights) or",
                 " --tokenizer (a SentencePiece .model or a BPE folder)");

@@ -22,7 +22,7 @@ struct MmTrainOptions {
   std::string data;                 // pairs.tsv
   std::string train_split = "train";
   std::string val_split = "valid";  // "" = no validation
-  std::string text_init;            // a text model checkpoint: its tokenizer and (transformer) its weights
+  std::string text_init;            // a text model checkpoint: its tokenizer and weights (bow: its token embeddings)
   std::string tokenizer;            // or just a tokenizer (SentencePiece .model or BPE folder)
   std::string out_dir;
   bool resume = false;
