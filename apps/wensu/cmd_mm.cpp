@@ -75,6 +75,7 @@ int mm_train(const Args& args) {
       ("val-split", po::value(&opt.val_split)->default_value(opt.val_split), "split to validate on (empty: none)")
       ("batch", po::value(&opt.batch)->default_value(opt.batch), "pairs per micro-batch over all ranks (the in-batch negatives)")
       ("max-tokens", po::value(&opt.max_tokens)->default_value(opt.max_tokens), "caption tokens (end-of-text included; 0 = the text tower's context); longer captions are cut")
+      ("text-lr-scale", po::value(&opt.text_lr_scale)->default_value(opt.text_lr_scale), "the text tower's learning rate as a fraction of --lr (a pretrained tower may want less)")
       ("shift", po::value(&opt.shift)->default_value(opt.shift), "augmentation: move each training image by up to this many pixels (0 = off)")
       ("dropout", po::value(&opt.dropout)->default_value(opt.dropout), "dropout of both towers (< 0: the configs')")
       ("strict", po::bool_switch(&opt.strict), "stop at an unreadable image instead of skipping its pair")

@@ -19,12 +19,16 @@ struct Params : nn::Module {
 };
 }  // namespace
 
+// With scale_lr("b", s) the vector b steps at lr * s (s = 1: the plain rule).
 TEST(AdamW, MatchesTheUpdateRuleStepByStep) {
+  for (double b_scale : {1.0, 0.25}) {
+  SCOPED_TRACE(b_scale);
   Generator g(3);
   Params m(g);
   optim::AdamWConfig cfg;
   cfg.weight_decay = 0.1;
   optim::AdamW opt(m.named_parameters(), cfg);
+  EXPECT_EQ(opt.scale_lr("b", b_scale), 1);
   // Reference: torch.optim.AdamW's algorithm written out in doubles.
   auto w = m.w.to_vector<double>(), b = m.b.to_vector<double>();
   std::vector<double> mw(w.size()), vw(w.size()), mb(b.size()), vb(b.size());
@@ -45,12 +49,13 @@ TEST(AdamW, MatchesTheUpdateRuleStepByStep) {
     double lr = 0.01 * t;
     opt.step(lr);
     ref_step(w, mw, vw, gw.to_vector<double>(), lr, 0.1, t);
-    ref_step(b, mb, vb, gb.to_vector<double>(), lr, 0.0, t);  // vectors are not decayed
+    ref_step(b, mb, vb, gb.to_vector<double>(), lr * b_scale, 0.0, t);  // vectors are not decayed
   }
   auto gotw = m.w.to_vector<double>(), gotb = m.b.to_vector<double>();
   for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(gotw[i], w[i], 1e-12);
   for (size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(gotb[i], b[i], 1e-12);
   EXPECT_EQ(opt.steps(), 5);
+  }
 }
 
 TEST(Schedule, WarmupThenCosineAndLinear) {

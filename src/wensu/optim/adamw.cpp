@@ -65,9 +65,16 @@ void AdamW::step(double lr) {
     ops::cpu::dispatch_float(s.param.dtype(), "adamw", [&](auto z) {
       using T = decltype(z);
       adamw_update<T>(s.param.data<T>(), gc.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), s.param.numel(),
-                      lr, wd, cfg_, step_);
+                      lr * s.lr_scale, wd, cfg_, step_);
     });
   }
+}
+
+int64_t AdamW::scale_lr(const std::string& prefix, double scale) {
+  int64_t n = 0;
+  for (auto& s : slots_)
+    if (s.name.rfind(prefix, 0) == 0) s.lr_scale = scale, ++n;
+  return n;
 }
 
 void AdamW::zero_grad() {

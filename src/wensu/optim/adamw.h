@@ -32,6 +32,9 @@ class AdamW {
   void step(double lr);
   void zero_grad();
   int64_t steps() const { return step_; }
+  // Parameters whose name starts with `prefix` step at lr * scale (e.g. a pretrained tower that
+  // fine-tunes more gently than the one trained from scratch). Returns how many matched.
+  int64_t scale_lr(const std::string& prefix, double scale);
 
   // State for checkpoints: "adamw.exp_avg/NAME", "adamw.exp_avg_sq/NAME" and "adamw.step".
   nn::NamedTensors state() const;
@@ -45,6 +48,7 @@ class AdamW {
     std::string name;
     Tensor param, exp_avg, exp_avg_sq;
     bool decay;
+    double lr_scale = 1.0;
   };
   std::vector<Slot> slots_;
   AdamWConfig cfg_;

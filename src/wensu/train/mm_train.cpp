@@ -133,6 +133,7 @@ std::string mm_train_options_json(const MmTrainOptions& o) {
                       {"accumulate", o.accumulate},
                       {"max_tokens", o.max_tokens},
                       {"shift", o.shift},
+                      {"text_lr_scale", o.text_lr_scale},
                       {"dropout", o.dropout},
                       {"schedule", o.schedule},
                       {"adamw", o.adamw},
@@ -155,6 +156,7 @@ void apply_mm_train_options_json(const std::string& text, MmTrainOptions& o) {
   o.accumulate = j.at("accumulate");
   o.max_tokens = j.at("max_tokens");
   o.shift = j.at("shift");
+  o.text_lr_scale = j.at("text_lr_scale");
   o.dropout = j.at("dropout");
   o.schedule = j.at("schedule").get<optim::ScheduleConfig>();
   o.adamw = j.at("adamw").get<optim::AdamWConfig>();
@@ -225,6 +227,8 @@ TrainResult run_mm_train(MmTrainOptions opt) {
   if (init_text) load_text_tower(model, opt.text_init);
   model.train();
   optim::AdamW adamw(model.named_parameters(), opt.adamw);
+  WENSU_CHECK(opt.text_lr_scale > 0, "mm train: --text-lr-scale must be > 0, got ", opt.text_lr_scale);
+  adamw.scale_lr(model.text_tower ? "text." : "text_bow.", opt.text_lr_scale);
   const int64_t per_rank = opt.batch / world.size();
   mm::PairStream stream(train, opt.batch, opt.seed, world.rank() * per_rank, per_rank);
   ContrastiveTask task(opt, model, *tok, train, val.get(), stream);

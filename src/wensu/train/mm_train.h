@@ -29,6 +29,7 @@ struct MmTrainOptions {
   int64_t steps = 1000;
   int64_t batch = 128;              // pairs per micro-batch, all ranks together (the negatives)
   int64_t accumulate = 1;
+  double text_lr_scale = 1.0;       // the text tower's learning rate relative to --lr
   int64_t shift = 0;                // augmentation: images moved by up to this many pixels
   double dropout = -1;              // >= 0: dropout of both towers (the text tower's overrides --text-init's)
   int64_t max_tokens = 0;           // caption tokens, end-of-text included (0 = the text tower's context)
