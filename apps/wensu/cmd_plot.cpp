@@ -121,18 +121,34 @@ std::vector<io::PlotSpec> default_panels(const Metrics& m, const std::string& xk
   }
   if (!loss.series.empty()) panels.push_back(std::move(loss));
 
-  // Perplexity as logged, or exp(validation loss) from runs that log only the loss.
-  io::Series ppl = column(m, xkey, "val_ppl");
-  if (!has_values(ppl)) {
-    ppl = column(m, xkey, "val_loss");
-    for (double& v : ppl.y) v = std::exp(v);
+  // Image-text runs (wensu mm train) validate by retrieval: recall@1 and @5 both ways.
+  io::PlotSpec recall = panel("validation recall", "recall", false);
+  int colour = 0;
+  for (const auto& [key, name] : {std::pair{"val_i2t_r1", "image -> text R@1"}, std::pair{"val_t2i_r1", "text -> image R@1"},
+                                  std::pair{"val_i2t_r5", "image -> text R@5"}, std::pair{"val_t2i_r5", "text -> image R@5"}}) {
+    io::Series s = column(m, xkey, key);
+    if (!has_values(s)) continue;
+    s.name = name;
+    s.color = colour++;
+    s.line_width = 2.0;
+    recall.series.push_back(std::move(s));
   }
-  if (has_values(ppl)) {
-    io::PlotSpec p = panel("validation perplexity", "perplexity", true);
-    ppl.name = "validation perplexity";
-    ppl.line_width = 2.0;
-    p.series.push_back(std::move(ppl));
-    panels.push_back(std::move(p));
+  if (!recall.series.empty()) {
+    panels.push_back(std::move(recall));
+  } else {
+    // Perplexity as logged, or exp(validation loss) from runs that log only the loss.
+    io::Series ppl = column(m, xkey, "val_ppl");
+    if (!has_values(ppl)) {
+      ppl = column(m, xkey, "val_loss");
+      for (double& v : ppl.y) v = std::exp(v);
+    }
+    if (has_values(ppl)) {
+      io::PlotSpec p = panel("validation perplexity", "perplexity", true);
+      ppl.name = "validation perplexity";
+      ppl.line_width = 2.0;
+      p.series.push_back(std::move(ppl));
+      panels.push_back(std::move(p));
+    }
   }
 
   struct Plain {
@@ -153,7 +169,8 @@ std::vector<io::PlotSpec> default_panels(const Metrics& m, const std::string& xk
   io::Series tps = column(m, xkey, "tokens_per_s");
   if (!has_values(tps)) tps = derived_throughput(m, xkey);
   if (has_values(tps)) {
-    io::PlotSpec p = panel("throughput", "tokens/s", false);
+    // Image-text runs count pairs where language models count tokens.
+    io::PlotSpec p = panel("throughput", has_values(column(m, xkey, "logit_scale")) ? "pairs/s" : "tokens/s", false);
     p.series.push_back(std::move(tps));
     panels.push_back(std::move(p));
   }

@@ -80,6 +80,10 @@ TEST_F(MmCli, TrainsLogsValidationAndResumesExactly) {
   }
   EXPECT_EQ(steps, 8);
   EXPECT_EQ(vals, 3);  // steps 3 and 6, and the end
+  // wensu plot draws the validation recall, not a perplexity.
+  ASSERT_EQ(run("plot '" + path("full/metrics.jsonl") + "' -o '" + path("curves.png") + "'"), 0) << err();
+  EXPECT_NE(out().find("validation recall"), std::string::npos) << out();
+  EXPECT_EQ(out().find("perplexity"), std::string::npos) << out();
 }
 
 #ifdef WENSU_MPIEXEC
