@@ -243,6 +243,13 @@ TEST_F(Checkpoints, InspectReadsShapesWithoutData) {
   EXPECT_NE(text.find("1234"), std::string::npos);
   EXPECT_NE(text.find("optimizer/adamw.exp_avg/embed.weight"), std::string::npos);
   EXPECT_NE(text.find("\"layers\": 2"), std::string::npos);  // pretty-printed config
+  // A stored file in the meta (a tokenizer's, base64) is one line with its size, not its text.
+  info.meta["tokenizer.file.x"] = std::string(5000, 'A');
+  info.meta["short"] = "kept";
+  const std::string with_file = describe_checkpoint(info);
+  EXPECT_NE(with_file.find("tokenizer.file.x: (5000 bytes)"), std::string::npos) << with_file;
+  EXPECT_NE(with_file.find("short: kept"), std::string::npos);
+  EXPECT_EQ(with_file.find("AAAAAAAA"), std::string::npos);
 }
 
 TEST_F(Checkpoints, SaveLeavesNoTemporaryFiles) {

@@ -737,7 +737,10 @@ std::string describe_checkpoint(const CheckpointInfo& info, bool list_tensors) {
   os << "  step        " << info.step << "\n";
   bool first = true;
   for (const auto& [k, v] : info.meta) {
-    os << (first ? "  meta        " : "              ") << k << ": " << v << "\n";
+    // Stored files (a tokenizer's, base64) are summarised: one line each, not kilobytes of text.
+    const bool long_value = v.size() > 160 || v.find('\n') != std::string::npos;
+    os << (first ? "  meta        " : "              ") << k << ": "
+       << (long_value ? "(" + std::to_string(v.size()) + " bytes)" : v) << "\n";
     first = false;
   }
   section("params", info.params);
