@@ -97,6 +97,8 @@ int bench_generate(const Args& args) {
       ("torch-script", po::value(&script)->default_value(script), "the peer script");
   if (!parse_options(desc, args)) return 0;
   set_num_threads(threads);
+  // Decode time is measured from the second token on (the first comes from the prefill).
+  WENSU_CHECK(new_tokens >= 2 && uncached_tokens >= 2, "bench generate: --new-tokens and --uncached-tokens must be >= 2");
   NoGradGuard ng;
   std::shared_ptr<models::Gpt> model;
   if (model_path == "gpt2-124m") {
