@@ -31,6 +31,8 @@ set -euo pipefail
 
 die() { echo "make-mm-data: error: $*" >&2; exit 1; }
 say() { echo "make-mm-data: $*" >&2; }
+# shellcheck source=debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debs.sh"
 
 OUT=""
 while (($#)); do
@@ -59,31 +61,12 @@ if [[ -f $OUT/.done && "$(cat "$OUT/.done")" == "$PARAMS" ]]; then
 fi
 start=$SECONDS
 [[ -x $PY ]] || die "$PY not found; install it with: apt-get install python3"
-command -v apt-get >/dev/null || die "apt-get not found: this script needs Debian's apt to fetch ${PACKAGES[*]}"
-
-# 1. The packages, downloaded (not installed). apt-get download writes into the current directory.
-for pkg in "${PACKAGES[@]}"; do
-    if ! ls "$SRC/${pkg}"_*.deb >/dev/null 2>&1; then
-        say "downloading $pkg into $SRC"
-        (cd "$SRC" && apt-get download "$pkg" >&2) \
-            || die "apt-get download $pkg failed; refresh the package lists (sudo apt-get update) and check that Debian's main archive is reachable"
-    fi
-done
-
-# 2. Unpack (dpkg -x: no install, no root) into one tree.
-if [[ ! -f $SRC/root/.unpacked ]]; then
-    rm -rf "$SRC/root"
-    for pkg in "${PACKAGES[@]}"; do
-        deb="$(ls "$SRC/${pkg}"_*.deb | head -n1)"
-        say "unpacking $(basename "$deb")"
-        dpkg -x "$deb" "$SRC/root" || die "dpkg -x $deb failed; the download may be damaged: delete it and rerun"
-    done
-    touch "$SRC/root/.unpacked"
-fi
+# 1. The packages, downloaded and unpacked (not installed) into $SRC/root.
+fetch_debs "$SRC" "${PACKAGES[@]}"
 FONTTOOLS="$SRC/root/usr/lib/python3/dist-packages"
 [[ -d $FONTTOOLS/fontTools ]] || die "$FONTTOOLS/fontTools is missing: the python3-fonttools layout changed"
 
-# 3. Images, pairs.tsv and the counts.
+# 2. Images, pairs.tsv and the counts.
 rm -f "$OUT/.done"
 counts="$(PYTHONPATH="$FONTTOOLS${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$HELPER" --root "$SRC/root" --out "$OUT" 2>&1)" \
     || { echo "$counts" >&2; die "mm_pairs.py failed (its message is above)"; }

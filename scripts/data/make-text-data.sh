@@ -36,6 +36,8 @@ set -euo pipefail
 
 die() { echo "make-text-data: error: $*" >&2; exit 1; }
 say() { echo "make-text-data: $*" >&2; }
+# shellcheck source=debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debs.sh"
 
 OUT=""
 while (($#)); do
@@ -62,34 +64,15 @@ if [[ -f $OUT/.done && "$(cat "$OUT/.done")" == "$PARAMS" ]]; then
 fi
 start=$SECONDS
 [[ -x $PY ]] || die "$PY not found; install it with: apt-get install python3"
-command -v apt-get >/dev/null || die "apt-get not found: this script needs Debian's apt to fetch ${PACKAGES[*]}"
-
-# 1. The packages, downloaded (not installed). apt-get download writes into the current directory.
-for pkg in "${PACKAGES[@]}"; do
-    if ! ls "$SRC/${pkg}"_*.deb >/dev/null 2>&1; then
-        say "downloading $pkg into $SRC"
-        (cd "$SRC" && apt-get download "$pkg" >&2) \
-            || die "apt-get download $pkg failed; refresh the package lists (sudo apt-get update) and check that Debian's main archive is reachable"
-    fi
-done
-
-# 2. Unpack (dpkg -x: no install, no root) into one tree.
-if [[ ! -f $SRC/root/.unpacked ]]; then
-    rm -rf "$SRC/root"
-    for pkg in "${PACKAGES[@]}"; do
-        deb="$(ls "$SRC/${pkg}"_*.deb | head -n1)"
-        say "unpacking $(basename "$deb")"
-        dpkg -x "$deb" "$SRC/root" || die "dpkg -x $deb failed; the download may be damaged: delete it and rerun"
-    done
-    touch "$SRC/root/.unpacked"
-fi
+# 1. The packages, downloaded and unpacked (not installed) into $SRC/root.
+fetch_debs "$SRC" "${PACKAGES[@]}"
 FORTUNES="$SRC/root/usr/share/games/fortunes"
 REFERENCE="$SRC/root/usr/share/debian-reference/debian-reference.en.txt.gz"
 for f in "$FORTUNES/tang300" "$FORTUNES/song100" "$FORTUNES/chinese" "$FORTUNES/computers" "$REFERENCE"; do
     [[ -f $f ]] || die "$f is missing: the package layout changed; update this script's paths"
 done
 
-# 3. Documents, split, outputs and the summary.
+# 2. Documents, split, outputs and the summary.
 rm -f "$OUT/.done"
 "$PY" - "$OUT" "$FORTUNES" "$REFERENCE" <<'PY'
 import gzip, hashlib, os, re, sys, textwrap

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "gradcheck.h"
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/core/check.h"
 #include "wensu/mm/pairs.h"
@@ -132,32 +133,7 @@ TEST(DualEncoder, GradientsMatchFiniteDifferences) {
     auto loss = [&] {
       return ops::contrastive_loss(m.encode_images(images), m.encode_texts(c.ids, c.lengths), m.log_scale);
     };
-    m.zero_grad();
-    loss().backward();
-    NoGradGuard ng;
-    const double eps = 1e-6;
-    int checked = 0;
-    for (auto& [name, p] : m.named_parameters()) {
-      Tensor grad = p.grad();
-      if (!grad.defined()) {
-        // Only embedding rows of tokens that never occur and the pooled-away positions may lack one.
-        ADD_FAILURE() << name << " has no gradient";
-        continue;
-      }
-      const auto g = grad.to_vector<double>();
-      double* x = p.data<double>();
-      for (int64_t i : {int64_t(0), p.numel() / 2, p.numel() - 1}) {
-        const double keep = x[i];
-        x[i] = keep + eps;
-        const double up = loss().item();
-        x[i] = keep - eps;
-        const double down = loss().item();
-        x[i] = keep;
-        const double fd = (up - down) / (2 * eps);
-        EXPECT_NEAR(g[size_t(i)], fd, 1e-6 * std::max(1.0, std::abs(fd))) << name << "[" << i << "]";
-        ++checked;
-      }
-    }
+    const int checked = test::expect_gradients_match_finite_differences(m, loss);
     EXPECT_GT(checked, 30);
   }
 }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "gradcheck.h"
 #include "test_support.h"
 #include "wensu/autograd/grad_mode.h"
 #include "wensu/io/checkpoint.h"
@@ -294,30 +295,8 @@ TEST(Gpt, GradientsMatchFiniteDifferences) {
     Tensor ids = random_ids(2, 7, c.vocab_size, 9);
     Tensor inputs = ids.narrow(1, 0, 6).contiguous(), targets = ids.narrow(1, 1, 6).contiguous();
     auto loss = [&] { return ops::cross_entropy(model.forward(inputs), targets); };
-    model.zero_grad();
-    loss().backward();
-    NoGradGuard ng;
-    const double eps = 1e-6;
-    int checked = 0;
-    for (auto& [name, p] : model.named_parameters()) {
-      Tensor grad = p.grad();
-      ASSERT_TRUE(grad.defined()) << name;
-      const auto g = grad.to_vector<double>();
-      double* x = p.data<double>();
-      // Three entries spread over the tensor (embedding rows of tokens that occur are among them
-      // for the small vocabulary).
-      for (int64_t i : {int64_t(0), p.numel() / 2, p.numel() - 1}) {
-        const double keep = x[i];
-        x[i] = keep + eps;
-        const double up = loss().item();
-        x[i] = keep - eps;
-        const double down = loss().item();
-        x[i] = keep;
-        const double fd = (up - down) / (2 * eps);
-        EXPECT_NEAR(g[size_t(i)], fd, 1e-6 * std::max(1.0, std::abs(fd))) << name << "[" << i << "]";
-        ++checked;
-      }
-    }
+    // Embedding rows of tokens that occur are among the checked entries for the small vocabulary.
+    const int checked = test::expect_gradients_match_finite_differences(model, loss);
     EXPECT_GT(checked, 40);
   }
 }
