@@ -11,7 +11,6 @@
 #include "wensu/io/checkpoint.h"
 #include "wensu/mm/pairs.h"
 #include "wensu/mm/retrieval.h"
-#include "wensu/models/gpt2_convert.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/contrastive.h"
 #include "wensu/ops/indexing.h"
@@ -204,9 +203,6 @@ TrainResult run_mm_train(MmTrainOptions opt) {
   WENSU_CHECK(opt.shift >= 0 && opt.shift < opt.model.image.image_size, "mm train: --shift must be in [0, image size)");
   WENSU_CHECK(opt.batch % world.size() == 0, "mm train: the batch of ", opt.batch, " pairs does not divide over ",
               world.size(), " processes; give a --batch that is a multiple of the process count");
-  if (world.rank() == 0) std::filesystem::create_directories(opt.out_dir);
-  world.barrier();
-
   const bool show = opt.progress && world.rank() == 0;
   mm::PairOptions po;
   po.image.size = opt.model.image.image_size;
@@ -220,6 +216,9 @@ TrainResult run_mm_train(MmTrainOptions opt) {
     po.split = opt.val_split;
     val = std::make_unique<mm::PairSet>(mm::read_pairs(opt.data, *tok, po));
   }
+  // Only now: bad pairs or images (with --strict) leave no run folder behind.
+  if (world.rank() == 0) std::filesystem::create_directories(opt.out_dir);
+  world.barrier();
 
   manual_seed(opt.seed);
   models::DualEncoder model(opt.model, generator("default"));
