@@ -86,6 +86,21 @@ TEST_F(MmCli, TrainsLogsValidationAndResumesExactly) {
   EXPECT_EQ(out().find("perplexity"), std::string::npos) << out();
 }
 
+// --accumulate 2: each step runs two micro-batches of 8 pairs (each its own set of negatives).
+TEST_F(MmCli, AccumulationRunsEveryMicroBatch) {
+  ASSERT_EQ(run(train_args("acc", 2) + " --accumulate 2"), 0) << err();
+  std::ifstream in(path("acc/metrics.jsonl"));
+  int steps = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("loss")) continue;
+    ++steps;
+    EXPECT_EQ(j.at("step_tokens"), 16) << line;  // pairs of the step
+    EXPECT_GT(j.at("loss").get<double>(), 0.0);
+  }
+  EXPECT_EQ(steps, 2);
+}
+
 #ifdef WENSU_MPIEXEC
 TEST_F(MmCli, TwoRanksLogTheSameLossesAsOneProcess) {
   ASSERT_EQ(run(train_args("one", 4)), 0) << err();
