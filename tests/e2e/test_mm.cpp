@@ -165,6 +165,7 @@ TEST_F(MmCli, UnreadableImagesAreSkippedByNameOrFatalWithStrict) {
   ASSERT_EQ(run(train_args("skip", 2, "pairs_with_broken.tsv")), 0) << err();
   EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
   EXPECT_NE(err().find("missing.png"), std::string::npos) << err();
+  EXPECT_NE(err().find("pairs_with_broken.tsv line "), std::string::npos) << err();  // and where it is listed
   EXPECT_NE(run(train_args("strict", 2, "pairs_with_broken.tsv") + " --strict"), 0);
   EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
   EXPECT_FALSE(fs::exists(path("strict")));  // no run folder, no checkpoint, no metrics

@@ -26,14 +26,16 @@ std::vector<std::string> split_tabs(const std::string& line) {
   }
 }
 
-// Decodes images[i] into pixels row i ([-1, 1]); false (and a message on stderr) when it cannot.
-bool load_into(const std::string& path, const io::ImageOptions& opt, bool strict, const Tensor& pixels, int64_t row) {
+// Decodes the image at `path` into pixels row `row` ([-1, 1]); false (and a message on stderr,
+// after `where`: the pairs file and line, when there is one) when it cannot.
+bool load_into(const std::string& path, const std::string& where, const io::ImageOptions& opt, bool strict,
+               const Tensor& pixels, int64_t row) {
   Tensor img;
   try {
     img = io::load_image(path, opt);  // [3, S, S] in [0, 1]
   } catch (const Error& e) {
-    if (strict) throw Error(std::string(e.what()) + " (drop --strict to skip unreadable images)");
-    std::fprintf(stderr, "warning: skipping %s\n", e.what());
+    if (strict) throw Error(where + e.what() + " (drop --strict to skip unreadable images)");
+    std::fprintf(stderr, "warning: skipping %s%s\n", where.c_str(), e.what());
     return false;
   }
   const float* src = img.contiguous().data<float>();
@@ -87,7 +89,8 @@ PairSet read_pairs(const std::string& tsv, const text::Tokenizer& tok, const Pai
   train::ProgressBar bar("images", int64_t(rows.size()), "image");
   int64_t kept = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (load_into(rows[i].image, opt.image, opt.strict, pixels, kept)) {
+    const std::string where = tsv + " line " + std::to_string(rows[i].line) + ": ";
+    if (load_into(rows[i].image, where, opt.image, opt.strict, pixels, kept)) {
       set.images.push_back(rows[i].image);
       set.captions.push_back(rows[i].caption);
       set.ids.push_back(encode_caption(tok, rows[i].caption, opt.max_tokens));
@@ -124,7 +127,7 @@ PairSet read_images(const std::vector<std::string>& paths, const io::ImageOption
   Tensor pixels = Tensor::empty({int64_t(files.size()), 3, image.size, image.size});
   int64_t kept = 0;
   for (const auto& f : files) {
-    if (load_into(f, image, strict, pixels, kept)) {
+    if (load_into(f, "", image, strict, pixels, kept)) {
       set.images.push_back(f);
       ++kept;
     } else {
