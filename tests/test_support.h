@@ -53,6 +53,16 @@ inline int run_wensu(const std::string& args, const std::string& out, const std:
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+#ifdef WENSU_MPIEXEC
+// Runs `mpiexec -np ranks wensu ARGS` with stdout and stderr together in `log`; the exit status.
+inline int run_wensu_mpi(int ranks, const std::string& args, const std::string& log) {
+  const std::string cmd = std::string(WENSU_MPIEXEC) + " -np " + std::to_string(ranks) + " '" + wensu_binary() + "' " +
+                          args + " >'" + log + "' 2>&1";
+  int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+#endif
+
 // A fresh temporary folder per test, removed afterwards, and the wensu binary run with its
 // stdout and stderr kept in out.txt and err.txt there.
 class CliTest : public ::testing::Test {

@@ -104,9 +104,7 @@ TEST_F(MmCli, AccumulationRunsEveryMicroBatch) {
 #ifdef WENSU_MPIEXEC
 TEST_F(MmCli, TwoRanksLogTheSameLossesAsOneProcess) {
   ASSERT_EQ(run(train_args("one", 4)), 0) << err();
-  const std::string cmd = std::string(WENSU_MPIEXEC) + " -np 2 '" + test::wensu_binary() + "' " + train_args("two", 4) +
-                          " >'" + path("mpi.txt") + "' 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_text(path("mpi.txt"));
+  ASSERT_EQ(test::run_wensu_mpi(2, train_args("two", 4), path("mpi.txt")), 0) << test::read_text(path("mpi.txt"));
   const auto a = losses("one"), b = losses("two");
   ASSERT_EQ(a.size(), 4u);
   ASSERT_EQ(b.size(), 4u);

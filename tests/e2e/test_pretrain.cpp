@@ -102,9 +102,8 @@ TEST(Pretrain, TwoRanksLogTheSameLossesAsOneProcess) {
                       (w.dir / "e1").string()),
             0)
       << read_text((w.dir / "e1").string());
-  const std::string cmd = std::string(WENSU_MPIEXEC) + " -np 2 '" + wensu_binary() +
-                          "' " + w.args(two, 6) + " --threads 1 >'" + (w.dir / "o2").string() + "' 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text((w.dir / "o2").string());
+  ASSERT_EQ(wensu::test::run_wensu_mpi(2, w.args(two, 6) + " --threads 1", (w.dir / "o2").string()), 0)
+      << read_text((w.dir / "o2").string());
   const auto a = metrics_losses(one + "/metrics.jsonl"), b = metrics_losses(two + "/metrics.jsonl");
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
