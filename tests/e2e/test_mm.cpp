@@ -57,10 +57,8 @@ TEST_F(MmCli, TrainsLogsValidationAndResumesExactly) {
   ASSERT_EQ(run(train_args("full", 8)), 0) << err();
   ASSERT_EQ(run(train_args("cut", 8) + " --stop-after 4"), 0) << err();
   ASSERT_EQ(run("mm train --resume --out '" + path("cut") + "' --quiet --threads 1"), 0) << err();
-  const auto want = losses("full"), got = losses("cut");
-  ASSERT_EQ(want.size(), 8u);
-  ASSERT_EQ(got.size(), 8u);
-  for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;  // bit for bit
+  test::expect_same_losses(path("full/metrics.jsonl"), path("cut/metrics.jsonl"), 8, 0);
+  const auto want = losses("full");
   EXPECT_LT(want.rbegin()->second, want.begin()->second);
   // Step lines carry the temperature, validation lines the held-out loss and recall.
   std::ifstream in(path("full/metrics.jsonl"));
@@ -105,10 +103,7 @@ TEST_F(MmCli, AccumulationRunsEveryMicroBatch) {
 TEST_F(MmCli, TwoRanksLogTheSameLossesAsOneProcess) {
   ASSERT_EQ(run(train_args("one", 4)), 0) << err();
   ASSERT_EQ(test::run_wensu_mpi(2, train_args("two", 4), path("mpi.txt")), 0) << test::read_text(path("mpi.txt"));
-  const auto a = losses("one"), b = losses("two");
-  ASSERT_EQ(a.size(), 4u);
-  ASSERT_EQ(b.size(), 4u);
-  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * loss) << "step " << step;
+  test::expect_same_losses(path("one/metrics.jsonl"), path("two/metrics.jsonl"), 4, 1e-5);
 }
 #endif
 

@@ -104,10 +104,7 @@ TEST(Pretrain, TwoRanksLogTheSameLossesAsOneProcess) {
       << read_text((w.dir / "e1").string());
   ASSERT_EQ(wensu::test::run_wensu_mpi(2, w.args(two, 6) + " --threads 1", (w.dir / "o2").string()), 0)
       << read_text((w.dir / "o2").string());
-  const auto a = metrics_losses(one + "/metrics.jsonl"), b = metrics_losses(two + "/metrics.jsonl");
-  ASSERT_EQ(a.size(), 6u);
-  ASSERT_EQ(b.size(), 6u);
-  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * loss) << "step " << step;
+  wensu::test::expect_same_losses(one + "/metrics.jsonl", two + "/metrics.jsonl", 6, 1e-5);
 }
 #endif
 

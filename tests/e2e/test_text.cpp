@@ -55,10 +55,8 @@ TEST_F(TextCli, StoppedAndResumedRunLogsTheSameLosses) {
   ASSERT_EQ(run(train_args("cut", 10) + " --stop-after 5"), 0) << err();
   ASSERT_EQ(losses("cut").size(), 5u);
   ASSERT_EQ(run("text train --resume --out '" + path("cut") + "' --quiet --threads 1"), 0) << err();
-  const auto want = losses("full"), got = losses("cut");
-  ASSERT_EQ(want.size(), 10u);
-  ASSERT_EQ(got.size(), 10u);
-  for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << "step " << step;  // bit for bit
+  test::expect_same_losses(path("full/metrics.jsonl"), path("cut/metrics.jsonl"), 10, 0);
+  const auto want = losses("full");
   EXPECT_LT(want.rbegin()->second, want.begin()->second);
 }
 
@@ -66,10 +64,7 @@ TEST_F(TextCli, StoppedAndResumedRunLogsTheSameLosses) {
 TEST_F(TextCli, TwoRanksLogTheSameLossesAsOneProcess) {
   ASSERT_EQ(run(train_args("one", 4) + " --data-streams 2"), 0) << err();
   ASSERT_EQ(test::run_wensu_mpi(2, train_args("two", 4), path("mpi.txt")), 0) << test::read_text(path("mpi.txt"));
-  const auto a = losses("one"), b = losses("two");
-  ASSERT_EQ(a.size(), 4u);
-  ASSERT_EQ(b.size(), 4u);
-  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5 * loss) << "step " << step;
+  test::expect_same_losses(path("one/metrics.jsonl"), path("two/metrics.jsonl"), 4, 1e-5);
 }
 #endif
 

@@ -34,25 +34,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A fresh directory per test, removed afterwards.
-class Checkpoints : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("wensu_ckpt_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  fs::path dir_;
-};
+class Checkpoints : public test::TempDirTest {};
 
 // Tensors whose bits are set directly, so special values (NaN payloads, -0, subnormals,
 // infinities) are part of the round trip.

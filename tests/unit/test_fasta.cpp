@@ -52,22 +52,7 @@ void expect_one_line_with(const std::string& msg, const std::vector<std::string>
 }
 
 // A fresh folder per test, removed afterwards.
-class FastaDir : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("wensu_fasta_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& bytes) {
-    const std::string p = (dir_ / name).string();
-    std::ofstream(p, std::ios::binary) << bytes;
-    return p;
-  }
-  fs::path dir_;
-};
+class FastaDir : public test::TempDirTest {};
 
 // Writes each string of `members` as its own gzip member of `path`.
 void write_gzip(const std::string& path, const std::vector<std::string>& members) {

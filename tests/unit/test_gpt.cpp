@@ -73,16 +73,8 @@ models::GptConfig tiny_config() {
 }
 
 // A fresh folder per test, removed afterwards.
-class GptFiles : public ::testing::Test {
+class GptFiles : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("wensu_gpt_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
   // A copy of the fixture's GPT-2 folder to break.
   std::string copy_fixture(const std::string& name) {
     const fs::path d = dir_ / name;
@@ -90,7 +82,6 @@ class GptFiles : public ::testing::Test {
     for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fs::path(fixture_dir()) / f, d / f);
     return d.string();
   }
-  fs::path dir_;
 };
 
 // The error of `f` must be one line containing every piece.

@@ -34,18 +34,13 @@ namespace {
 
 constexpr float kByte = 1.f / 255.f;
 
-class Image : public ::testing::Test {
+class Image : public test::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("wensu_image_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     seed_ = std::random_device{}();
     rng_.seed(seed_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
 
   // h x w pixels of `comp` random bytes each (interleaved, as stb_image_write takes them).
   std::vector<uint8_t> random_bytes(int h, int w, int comp) {
@@ -78,7 +73,6 @@ class Image : public ::testing::Test {
     return {u(rng_), u(rng_), u(rng_)};
   }
 
-  fs::path dir_;
   unsigned seed_ = 0;
   std::mt19937 rng_;
 };

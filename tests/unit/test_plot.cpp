@@ -26,22 +26,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class Plot : public ::testing::Test {
+class Plot : public test::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("wensu_plot_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     seed_ = std::random_device{}();
     rng_.seed(seed_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    return out;
   }
   // A noisy decaying curve of n points, like a training loss.
   Series curve(const std::string& name, int n) {
@@ -66,7 +56,6 @@ class Plot : public ::testing::Test {
     ppl.series = {curve("val ppl", 150)};
     return {loss, ppl};
   }
-  fs::path dir_;
   uint32_t seed_ = 0;
   std::mt19937_64 rng_;
 };

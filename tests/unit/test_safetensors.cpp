@@ -31,16 +31,8 @@ std::vector<double> as_doubles(const Tensor& t) {
   return t.to_vector<double>();
 }
 
-class SafetensorsFiles : public ::testing::Test {
+class SafetensorsFiles : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("wensu_st_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& n) const { return (dir_ / n).string(); }
   // A file with the given header text and `data_bytes` zero bytes of data.
   std::string raw(const std::string& name, const std::string& header, size_t data_bytes, int64_t len_delta = 0) {
     const std::string p = path(name);
@@ -58,7 +50,6 @@ class SafetensorsFiles : public ::testing::Test {
     }
     return "";
   }
-  fs::path dir_;
 };
 
 }  // namespace

@@ -188,22 +188,13 @@ double distance(const P& p, const Q& q) {
   return std::sqrt(s);
 }
 
-class StructureDbTest : public ::testing::Test {
+class StructureDbTest : public test::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("wensu_structdb_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     std::mt19937 rng(20240611);
     chains_ = {random_chain(rng, "12AS", "A", 7), random_chain(rng, "1ABC", "n", 1),
                random_chain(rng, "9XYZ", "B", 12)};
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path(name), std::ios::binary) << bytes;
-    return path(name);
   }
   // The message of the wensu::Error that opening `bytes` throws ("" when it opens). Each call
   // writes a new file, bad_path_: rewriting one file costs milliseconds on ext4 with discard.
@@ -217,12 +208,6 @@ class StructureDbTest : public ::testing::Test {
     }
     return "";
   }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    return out;
-  }
-  fs::path dir_;
   std::vector<RawChain> chains_;
   int written_ = 0;
   std::string bad_path_;
