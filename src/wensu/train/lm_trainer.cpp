@@ -73,7 +73,7 @@ struct Checkpointer {
 
 }  // namespace
 
-Tensor LmTask::micro_loss(const LmBatch& b, int64_t step_targets, int world) {
+Tensor TokenLmTask::micro_loss(const LmBatch& b, int64_t step_targets, int world) {
   return local_loss(forward(b.tokens), b, step_targets, world);
 }
 

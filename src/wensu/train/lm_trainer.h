@@ -43,12 +43,10 @@ class LmTask {
  public:
   virtual ~LmTask() = default;
   virtual nn::Module& model() = 0;
-  virtual Tensor forward(const Tensor& tokens) = 0;  // int64 [B, L] -> logits [B, L, V]
   // This rank's share of the step's loss for micro-batch b, whose gradient averaged over the
   // ranks is the gradient of the step's loss; step_targets counts the targets of all the step's
-  // micro-batches on all ranks. The default is the mean cross-entropy of forward(b.tokens) over
-  // every target of the step; tasks with another objective (contrastive) override it.
-  virtual Tensor micro_loss(const LmBatch& b, int64_t step_targets, int world);
+  // micro-batches on all ranks.
+  virtual Tensor micro_loss(const LmBatch& b, int64_t step_targets, int world) = 0;
   virtual Tensor aux_loss() const { return Tensor(); }  // after a forward (MoE balancing); may be undefined
   virtual LmBatch next_batch() = 0;                   // this rank's next micro-batch
   // Every data stream's cursor, this rank's rows filled and the others 0 (summed over ranks).
@@ -65,6 +63,14 @@ class LmTask {
   // Extra numbers for a step's metrics line (after the step) and a validation's line.
   virtual std::map<std::string, double> step_metrics() const { return {}; }
   virtual std::map<std::string, double> validation_metrics() const { return {}; }
+};
+
+// A task whose loss is the mean cross-entropy of token logits over every target of the step
+// (masked and causal language models).
+class TokenLmTask : public LmTask {
+ public:
+  virtual Tensor forward(const Tensor& tokens) = 0;  // int64 [B, L] -> logits [B, L, V]
+  Tensor micro_loss(const LmBatch& b, int64_t step_targets, int world) override;
 };
 
 struct LmLoopOptions {

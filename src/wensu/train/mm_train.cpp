@@ -28,9 +28,6 @@ class ContrastiveTask : public LmTask {
       : opt_(opt), model_(model), tok_(tok), train_(train), val_(val), stream_(stream) {}
 
   nn::Module& model() override { return model_; }
-  Tensor forward(const Tensor&) override {
-    throw Error("mm train: the two-tower model has no token logits; its loss is micro_loss");
-  }
   LmBatch next_batch() override {
     const std::vector<int64_t> rows = stream_.next();
     std::vector<std::vector<int64_t>> ids;

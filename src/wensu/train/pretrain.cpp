@@ -24,7 +24,7 @@ bool has_moe(const models::Esm2Config& c) {
 }
 
 // ESM-2 masked-LM pretraining as the shared loop's task.
-class MlmTask : public LmTask {
+class MlmTask : public TokenLmTask {
  public:
   MlmTask(const PretrainOptions& opt, models::Esm2& model, MlmShare& data, bool common_length)
       : opt_(opt), model_(model), data_(data), common_length_(common_length) {}

@@ -17,7 +17,7 @@ namespace {
 
 bool has_moe(const models::GptConfig& c) { return c.ffn.kind == "moe"; }
 
-class CausalLmTask : public LmTask {
+class CausalLmTask : public TokenLmTask {
  public:
   CausalLmTask(const TextTrainOptions& opt, models::Gpt& model, const text::Tokenizer& tok, TextShare& data,
                const TokenCorpus* val)
