@@ -115,7 +115,14 @@ TEST(GptConfig, JsonRoundTripDefaultsAndStrictKeys) {
   EXPECT_EQ(nlohmann::json(j.get<models::GptConfig>()), j);
 
   auto parse = [](const char* text) { return nlohmann::json::parse(text).get<models::GptConfig>(); };
+  // A partial section keeps the GPT's defaults for the keys it leaves out, not the nn ones.
+  const auto partial = parse(R"({"attention": {"rope_base": 500.0}, "ffn": {"d_ff": 96}})");
+  EXPECT_TRUE(partial.attention.causal);
+  EXPECT_EQ(partial.attention.rope_base, 500.0);
+  EXPECT_EQ(partial.ffn.activation, "gelu_tanh");
+  EXPECT_EQ(partial.d_ff(), 96);
   expect_error([&] { parse(R"({"vocab": 3})"); }, {"unknown key 'vocab'"});
+  expect_error([&] { parse(R"({"attention": null})"); }, {"attention", "object"});
   expect_error([&] { parse(R"({"ffn": {"dff": 3}})"); }, {"dff"});
   expect_error([&] { parse(R"({"attention": {"causal": false}})"); }, {"attention.causal"});
   expect_error([&] { parse(R"({"attention": {"rotary": true}})"); }, {"positions"});

@@ -7,6 +7,11 @@
 //     r("embed_dim", c.embed_dim);       // "gpt config 'embed_dim': <why>" when the type is wrong
 //     r("num_layers", c.num_layers);
 //   }                                    // "gpt config: unknown key 'vocab'" for anything else
+//
+// A nested section is read in place with section(): r.section("attention", c.attention) calls the
+// member type's from_json on the existing value, so the keys the section leaves out keep the
+// model's defaults (a GPT's causal attention) rather than the member type's (j.get<T>() would
+// start from a default-constructed value).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <set>
@@ -30,6 +35,11 @@ class JsonFields {
     } catch (const nlohmann::json::exception& e) {
       throw Error(detail::concat(what_, " '", key, "': ", e.what()));
     }
+  }
+  template <typename T>
+  void section(const char* key, T& field) {
+    known_.insert(key);
+    if (j_.contains(key)) from_json(j_.at(key), field);  // the type's reader, found by ADL
   }
   ~JsonFields() noexcept(false) {
     if (std::uncaught_exceptions()) return;

@@ -29,18 +29,15 @@ void to_json(nlohmann::json& j, const DualEncoderConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, DualEncoderConfig& c) {
-  nlohmann::json image, text;
   {
     io::JsonFields r(j, "dual encoder config");
-    r("image", image);
+    r.section("image", c.image);
     r("text_tower", c.text_tower);
     r("text_pool", c.text_pool);
-    r("text", text);
+    r.section("text", c.text);
     r("embed_dim", c.embed_dim);
     r("init_temperature", c.init_temperature);
   }
-  if (!image.is_null()) from_json(image, c.image);
-  if (!text.is_null()) from_json(text, c.text);
   c.validate();
 }
 

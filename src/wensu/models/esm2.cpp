@@ -72,7 +72,6 @@ void to_json(nlohmann::json& j, const Esm2Config& c) {
 }
 
 void from_json(const nlohmann::json& j, Esm2Config& c) {
-  nlohmann::json attention, ffn;
   {
     io::JsonFields r(j, "esm2 config");
     r("num_layers", c.num_layers);
@@ -81,13 +80,9 @@ void from_json(const nlohmann::json& j, Esm2Config& c) {
     r("token_dropout", c.token_dropout);
     r("norm_eps", c.norm_eps);
     r("moe_every", c.moe_every);
-    r("attention", attention);
-    r("ffn", ffn);
+    r.section("attention", c.attention);  // into the ESM-2 defaults: rotary on
+    r.section("ffn", c.ffn);              // d_ff = 4D
   }
-  // Read into the ESM-2 defaults (rotary on, d_ff = 4D), not into the nn defaults that
-  // j.get<T>() would start from.
-  if (!attention.is_null()) nn::from_json(attention, c.attention);
-  if (!ffn.is_null()) nn::from_json(ffn, c.ffn);
   c.validate();
 }
 

@@ -88,7 +88,6 @@ void to_json(nlohmann::json& j, const GptConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, GptConfig& c) {
-  nlohmann::json attention, ffn;
   {
     io::JsonFields r(j, "gpt config");
     r("vocab_size", c.vocab_size);
@@ -103,12 +102,9 @@ void from_json(const nlohmann::json& j, GptConfig& c) {
     r("tie_embeddings", c.tie_embeddings);
     r("dropout", c.dropout);
     r("eos_id", c.eos_id);
-    r("attention", attention);
-    r("ffn", ffn);
+    r.section("attention", c.attention);  // into the GPT defaults: causal
+    r.section("ffn", c.ffn);              // d_ff = 4D, gelu_tanh
   }
-  // Into the GPT defaults (causal, d_ff = 4D, gelu_tanh), not the nn ones j.get<T>() starts from.
-  if (!attention.is_null()) nn::from_json(attention, c.attention);
-  if (!ffn.is_null()) nn::from_json(ffn, c.ffn);
   c.validate();
 }
 

@@ -69,7 +69,7 @@ void from_json(const nlohmann::json& j, FeedForwardConfig& c) {
   r("kind", c.kind);
   r("d_ff", c.d_ff);
   r("activation", c.activation);
-  r("moe", c.moe);
+  r.section("moe", c.moe);
 }
 
 void to_json(nlohmann::json& j, const TransformerConfig& c) {
@@ -89,8 +89,8 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
     r("dropout", c.dropout);
     r("bias", c.bias);
     r("final_norm", c.final_norm);
-    r("attention", c.attention);
-    r("ffn", c.ffn);
+    r.section("attention", c.attention);
+    r.section("ffn", c.ffn);
   }
   c.validate();
 }
