@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "test_support.h"
 #include "wensu/io/checkpoint.h"
@@ -51,6 +53,16 @@ class MmCli : public test::CliTest {
            " --batch 8 --warmup 2 --lr 3e-3 --ckpt-every 3 --val-every 3 --val-split test --shift 2 --quiet --threads 1";
   }
   std::map<int64_t, double> losses(const std::string& out) { return test::metrics_losses(path(out + "/metrics.jsonl")); }
+  // The validation lines of a run's metrics.jsonl, in order.
+  std::vector<nlohmann::json> validations(const std::string& out) {
+    std::vector<nlohmann::json> v;
+    std::ifstream in(path(out + "/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("val_loss")) v.push_back(j);
+    }
+    return v;
+  }
 };
 
 TEST_F(MmCli, TrainsLogsValidationAndResumesExactly) {
@@ -104,6 +116,16 @@ TEST_F(MmCli, TwoRanksLogTheSameLossesAsOneProcess) {
   ASSERT_EQ(run(train_args("one", 4)), 0) << err();
   ASSERT_EQ(test::run_wensu_mpi(2, train_args("two", 4), path("mpi.txt")), 0) << test::read_text(path("mpi.txt"));
   test::expect_same_losses(path("one/metrics.jsonl"), path("two/metrics.jsonl"), 4, 1e-5);
+  // Validation, with each rank embedding half of the held-out pairs, gives the same figures too.
+  const auto a = validations("one"), b = validations("two");
+  ASSERT_EQ(a.size(), 2u);  // steps 3 and 4
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].at("step"), a[i].at("step"));
+    EXPECT_EQ(b[i].at("val_pairs"), 8);
+    EXPECT_NEAR(b[i].at("val_loss").get<double>(), a[i].at("val_loss").get<double>(), 1e-5 * a[i].at("val_loss").get<double>());
+    for (const char* k : {"val_i2t_r1", "val_i2t_r5", "val_t2i_r1", "val_t2i_r5"}) EXPECT_EQ(b[i].at(k), a[i].at(k)) << k;
+  }
 }
 #endif
 

@@ -68,10 +68,19 @@ class ContrastiveTask : public LmTask {
     return dist::Communicator::world().rank() == 0 ? train_.skipped : 0;
   }
   // The held-out pairs as one batch: its contrastive loss (every other pair a negative) and
-  // recall@1 both ways. Every rank computes it (it is small); the loop logs rank 0's.
+  // recall@1 both ways. Each rank embeds its share of the pairs and the embeddings are gathered,
+  // so every rank holds the same result; the loop logs rank 0's.
   std::pair<double, int64_t> validate() override {
     if (!val_) return {0.0, -1};
-    Tensor img = mm::embed_images(model_, val_->pixels), txt = mm::embed_texts(model_, val_->ids, tok_.eos_id());
+    const dist::Communicator& c = dist::Communicator::world();
+    const int64_t n = val_->size(), first = n * c.rank() / c.size(), end = n * (c.rank() + 1) / c.size();
+    Tensor img = Tensor::zeros({0, model_.config().embed_dim}), txt = img;  // [end - first, E]
+    if (end > first) {
+      img = mm::embed_images(model_, val_->pixels.narrow(0, first, end - first).contiguous());
+      txt = mm::embed_texts(model_, {val_->ids.begin() + first, val_->ids.begin() + end}, tok_.eos_id());
+    }
+    img = dist::all_gather_rows(img, c);  // [n, E], rank 0's rows first
+    txt = dist::all_gather_rows(txt, c);
     val_metrics_.clear();
     for (const auto& [k, v] : mm::recall_at_k(img, txt, {1, 5})) val_metrics_["val_" + k] = v;  // val_i2t_r1 ...
     NoGradGuard ng;
