@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <unordered_map>
@@ -56,35 +55,14 @@ const std::vector<Field>& residue_fields() {
   return f;
 }
 
-Id file_access() {
-  Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-#if H5_VERSION_GE(1, 10, 7)
-  // As in io/checkpoint.cpp: keep locking but work on filesystems without locks.
-  if (fapl.ok()) H5Pset_file_locking(fapl.get(), true, true);
-#endif
-  return fapl;
-}
-
-std::string utc_now() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // ---------------------------------------------------------------- writing
 
 void write_string_attr(const std::string& path, hid_t obj, const std::string& key, const std::string& value) {
-  Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-  Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  if (!type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0 ||
-      !space.ok())
-    fail(path, "cannot make a string type for attribute '", key, "'");
-  Id attr(H5Acreate2(obj, key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const char* p = value.c_str();
-  if (!attr.ok() || H5Awrite(attr.get(), type.get(), &p) < 0) fail(path, "cannot write attribute '", key, "'");
+  try {
+    io::write_string_attribute(obj, key.c_str(), value, key);
+  } catch (const Error& e) {
+    fail(path, e.what());
+  }
 }
 
 void write_dataset(const std::string& path, hid_t file, const char* name, const std::vector<hsize_t>& dims,
@@ -127,23 +105,11 @@ std::string shape_text(const std::vector<hsize_t>& dims) {
 }
 
 std::string read_string_attr(const std::string& path, hid_t obj, const char* key) {
-  Id attr(H5Aopen(obj, key, H5P_DEFAULT), H5Aclose);
-  if (!attr.ok()) fail(path, "cannot open attribute '", key, "'");
-  Id ftype(H5Aget_type(attr.get()), H5Tclose);
-  if (!ftype.ok() || H5Tget_class(ftype.get()) != H5T_STRING) fail(path, "attribute '", key, "' is not a string");
-  if (H5Tis_variable_str(ftype.get()) > 0) {
-    Id mtype(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mtype.get(), H5T_VARIABLE);
-    H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
-    char* p = nullptr;
-    if (H5Aread(attr.get(), mtype.get(), &p) < 0) fail(path, "cannot read attribute '", key, "'");
-    std::string s = p ? p : "";
-    H5free_memory(p);
-    return s;
+  try {
+    return io::read_string_attribute(obj, key, key);
+  } catch (const Error& e) {
+    fail(path, e.what());
   }
-  std::string s(H5Tget_size(ftype.get()), '\0');
-  if (H5Aread(attr.get(), ftype.get(), s.data()) < 0) fail(path, "cannot read attribute '", key, "'");
-  return s.substr(0, s.find('\0'));
 }
 
 herr_t collect_attr_name(hid_t, const char* name, const H5A_info_t*, void* names) {
@@ -199,7 +165,7 @@ void FoldShardWriter::close() {
   const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
   try {
     {
-      Id fapl = file_access();
+      Id fapl = io::file_access_properties();
       if (!fapl.ok() || H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_SEMI) < 0)
         fail(path_, "cannot set up file access properties");
       Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
@@ -215,7 +181,7 @@ void FoldShardWriter::close() {
       }
       std::map<std::string, std::string> attrs = attrs_;
       attrs.emplace("wensu_version", WENSU_VERSION);
-      attrs.emplace("created", utc_now());
+      attrs.emplace("created", io::utc_timestamp());
       for (const auto& [k, v] : attrs) write_string_attr(path_, f, k, v);
 
       // Ids as fixed-length strings padded with NULs: h5py and the reader get them in one read.
@@ -274,7 +240,7 @@ FoldShard FoldShard::open(const std::string& path) {
   auto m = std::make_unique<Impl>();
   m->path = path;
   {
-    Id fapl = file_access();
+    Id fapl = io::file_access_properties();
     m->file = Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
   }
   if (!m->file.ok()) fail(path, "not a readable HDF5 file (corrupt or truncated?)");

@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -75,26 +74,8 @@ hid_t memory_type(DType t) {
   throw Error("checkpoint: unknown dtype");
 }
 
-Handle file_access() {
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-#if H5_VERSION_GE(1, 10, 7)
-  // Keep HDF5's file locking but do not fail on filesystems without locks (NFS, Lustre), where
-  // opening would otherwise fail with "unable to lock file".
-  if (fapl.ok()) H5Pset_file_locking(fapl.get(), true, true);
-#endif
-  return fapl;
-}
-
 // ---------------------------------------------------------------- small helpers
 
-std::string utc_now_iso8601() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string with_commas(int64_t v) {
   std::string digits = std::to_string(v < 0 ? -v : v);
@@ -144,21 +125,13 @@ void fsync_directory(const fs::path& dir) {
 
 // ---------------------------------------------------------------- writing
 
-void write_string_attr(const Writer& w, hid_t obj, const std::string& name,
-                       const std::string& value, const std::string& where) {
-  // Variable-length strings are stored as heap references, so long JSON configs do not run into
-  // the 64 KiB object-header limit of fixed-length attributes.
-  if (value.find('\0') != std::string::npos) w.fail("attribute '", where, "' contains a NUL byte");
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  if (!type.ok() || H5Tset_size(type.get(), H5T_VARIABLE) < 0 ||
-      H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0 || !space.ok())
-    w.fail("cannot make a string type for attribute '", where, "'");
-  Handle attr(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose);
-  const char* p = value.c_str();
-  if (!attr.ok() || H5Awrite(attr.get(), type.get(), &p) < 0)
-    w.fail("cannot write attribute '", where, "'");
+void write_string_attr(const Writer& w, hid_t obj, const std::string& name, const std::string& value,
+                       const std::string& where) {
+  try {
+    write_string_attribute(obj, name.c_str(), value, where);
+  } catch (const Error& e) {
+    w.fail(e.what());
+  }
 }
 
 void write_int_attr(const Writer& w, hid_t obj, const char* name, int64_t value, hid_t ftype) {
@@ -227,7 +200,7 @@ void write_rng(const Writer& w, hid_t root, hid_t lcpl,
 
 void write_file(const Writer& w, const std::string& tmp, const Checkpoint& ck) {
   // CLOSE_SEMI makes H5Fclose fail, instead of silently deferring, if an object is still open.
-  Handle fapl = file_access();
+  Handle fapl = file_access_properties();
   if (!fapl.ok() || H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_SEMI) < 0)
     w.fail("cannot set up file access properties");
   Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
@@ -246,7 +219,7 @@ void write_file(const Writer& w, const std::string& tmp, const Checkpoint& ck) {
 
     std::map<std::string, std::string> meta = ck.meta;
     meta.emplace("wensu_version", WENSU_VERSION);  // emplace: a caller's value wins
-    meta.emplace("created", utc_now_iso8601());
+    meta.emplace("created", utc_timestamp());
     Handle mg = create_group(w, root, "meta");
     for (const auto& [k, v] : meta) write_string_attr(w, mg.get(), k, v, "meta/" + k);
 
@@ -270,36 +243,12 @@ void check_names(const Writer& w, const char* section, const std::vector<NamedTe
 
 // ---------------------------------------------------------------- reading
 
-std::string read_string_attr(const Reader& r, hid_t obj, const char* name,
-                             const std::string& where) {
-  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  if (!attr.ok()) r.fail("cannot open attribute '", where, "'");
-  Handle ftype(H5Aget_type(attr.get()), H5Tclose);
-  Handle space(H5Aget_space(attr.get()), H5Sclose);
-  if (!ftype.ok() || H5Tget_class(ftype.get()) != H5T_STRING)
-    r.fail("attribute '", where, "' is not a string");
-  if (H5Sget_simple_extent_npoints(space.get()) != 1)
-    r.fail("attribute '", where, "' is not a single string");
-  // Files written by other tools (h5py) may hold fixed-length strings; accept both kinds. The
-  // memory type keeps the file's character set because HDF5 does not convert between them.
-  if (H5Tis_variable_str(ftype.get()) > 0) {
-    Handle mtype(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mtype.get(), H5T_VARIABLE);
-    H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
-    char* s = nullptr;
-    if (H5Aread(attr.get(), mtype.get(), &s) < 0) r.fail("cannot read attribute '", where, "'");
-    std::string out = s ? s : "";
-    H5free_memory(s);
-    return out;
+std::string read_string_attr(const Reader& r, hid_t obj, const char* name, const std::string& where) {
+  try {
+    return read_string_attribute(obj, name, where);
+  } catch (const Error& e) {
+    r.fail(e.what());
   }
-  std::string buf(H5Tget_size(ftype.get()), '\0');
-  if (H5Aread(attr.get(), ftype.get(), buf.data()) < 0)
-    r.fail("cannot read attribute '", where, "'");
-  if (H5Tget_strpad(ftype.get()) == H5T_STR_SPACEPAD)
-    buf.erase(buf.find_last_not_of(' ') + 1);
-  else
-    buf.resize(std::strlen(buf.c_str()));
-  return buf;
 }
 
 int64_t read_int_attr(const Reader& r, hid_t obj, const char* name) {
@@ -509,7 +458,7 @@ OpenCheckpoint open_checkpoint(const std::string& path) {
   if (::access(path.c_str(), R_OK) != 0)
     throw Error("checkpoint " + path + " cannot be read: " + std::strerror(errno));
 
-  Handle fapl = file_access();
+  Handle fapl = file_access_properties();
   OpenCheckpoint ck{Reader{path}, Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose)};
   if (!ck.file.ok())
     throw Error("checkpoint " + path + " is not a readable HDF5 file (corrupt or truncated?)");
@@ -739,8 +688,11 @@ std::string describe_checkpoint(const CheckpointInfo& info, bool list_tensors) {
   for (const auto& [k, v] : info.meta) {
     // Stored files (a tokenizer's, base64) are summarised: one line each, not kilobytes of text.
     const bool long_value = v.size() > 160 || v.find('\n') != std::string::npos;
-    os << (first ? "  meta        " : "              ") << k << ": "
-       << (long_value ? "(" + std::to_string(v.size()) + " bytes)" : v) << "\n";
+    os << (first ? "  meta        " : "              ") << k << ": ";
+    if (long_value)
+      os << "(" << v.size() << " bytes)\n";
+    else
+      os << v << "\n";
     first = false;
   }
   section("params", info.params);

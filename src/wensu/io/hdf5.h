@@ -1,8 +1,9 @@
 // Small HDF5 (C API) helpers shared by the files that read and write HDF5: checkpoints, fold
-// shards, embeddings and distograms.
+// shards, embeddings and distograms (io/hdf5_write.h has the writers of result files).
 #pragma once
 #include <hdf5.h>
 
+#include <string>
 #include <utility>
 
 namespace wensu::io {
@@ -50,5 +51,22 @@ class Hdf5Handle {
   hid_t id_;
   Closer close_;
 };
+
+// File access properties for opening and creating files: HDF5's file locking is kept, but
+// filesystems without locks (NFS, Lustre) do not make opening fail with "unable to lock file".
+Hdf5Handle file_access_properties();
+
+// The value of obj's scalar string attribute `name`, fixed or variable length (files written by
+// other tools, such as h5py, hold either), in the file's character set. Throws wensu::Error
+// naming the attribute as `where` ("attribute 'meta/x' is not a string"); callers add the file.
+std::string read_string_attribute(hid_t obj, const char* name, const std::string& where);
+
+// Writes obj's attribute `name` as one variable-length UTF-8 string, so long JSON configs do not
+// run into the 64 KiB object-header limit of fixed-length attributes. Throws like the reader
+// (a value holding a NUL byte is refused: it would be cut there).
+void write_string_attribute(hid_t obj, const char* name, const std::string& value, const std::string& where);
+
+// The time now in UTC, as "2026-11-29T10:00:00Z": the "created" attribute of the files we write.
+std::string utc_timestamp();
 
 }  // namespace wensu::io

@@ -57,11 +57,11 @@ void write_strings(hid_t loc, const std::string& name, const std::vector<std::st
 }
 
 void write_string_attr(hid_t loc, const char* name, const std::string& value, const std::string& path) {
-  Hdf5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), value.size() + 1);
-  Hdf5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Hdf5Handle attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  check_h5(attr.get() >= 0 && H5Awrite(attr.get(), type.get(), value.c_str()) >= 0, path, name);
+  try {
+    write_string_attribute(loc, name, value, name);
+  } catch (const Error& e) {
+    throw Error(detail::concat("writing ", path, " failed: ", e.what()));
+  }
 }
 
 }  // namespace wensu::io

@@ -20,7 +20,7 @@ void write_f32_matrix(hid_t loc, const std::string& name, const float* v, int64_
                       const std::string& path);
 // Variable-length UTF-8 string dataset [v.size()].
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& v, const std::string& path);
-// A fixed-length string attribute on loc (a file, group or dataset).
+// A string attribute on loc (a file, group or dataset): variable-length UTF-8 (io/hdf5.h).
 void write_string_attr(hid_t loc, const char* name, const std::string& value, const std::string& path);
 
 }  // namespace wensu::io
