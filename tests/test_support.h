@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "wensu/core/check.h"
+
 namespace wensu::test {
 
 inline std::string test_data_dir() {
@@ -35,6 +37,18 @@ inline std::string read_text(const std::string& file) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The message of the wensu::Error that f() throws, or "" when it throws none (so a test that
+// looks for a piece of the message fails when nothing is thrown).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // step -> loss of every training line of a run's metrics.jsonl (validation lines skipped).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/tensor.h"
 #include "wensu/dist/comm.h"
@@ -39,17 +40,6 @@ inline std::vector<double> values(const Tensor& t) {
     return out;
   }
   return t.to_vector<double>();
-}
-
-// The message of the wensu::Error f() throws; "" when it throws none.
-template <typename F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace wensu::test

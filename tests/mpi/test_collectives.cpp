@@ -13,7 +13,7 @@
 
 using namespace wensu;
 using dist::Communicator;
-using wensu::test::error_message;
+using wensu::test::error_of;
 using wensu::test::rank_data;
 using wensu::test::shared_seed;
 using wensu::test::values;
@@ -148,6 +148,6 @@ TEST(Collectives, ArgumentErrorsThrowBeforeAnyExchange) {
   std::vector<int64_t> negative = one_each;
   negative[0] = -1;
   EXPECT_THROW(c.all_to_all_rows(x, one_each, negative), Error);
-  const std::string msg = error_message([&] { c.all_to_all_rows(Tensor::zeros({n + 1, 3}), one_each, one_each); });
+  const std::string msg = error_of([&] { c.all_to_all_rows(Tensor::zeros({n + 1, 3}), one_each, one_each); });
   EXPECT_NE(msg.find("send_rows sum to"), std::string::npos) << msg;
 }

@@ -22,7 +22,7 @@
 
 using namespace wensu;
 using dist::Communicator;
-using wensu::test::error_message;
+using wensu::test::error_of;
 using wensu::test::rank_data;
 using wensu::test::shared_seed;
 using wensu::test::values;
@@ -186,14 +186,14 @@ TEST(Gather, RanksThatDisagreeAllThrow) {
   const Communicator& c = Communicator::world();
   if (c.size() == 1) GTEST_SKIP() << "needs two ranks to disagree";
   const int me = c.rank();
-  const std::string shape_error = error_message([&] {
+  const std::string shape_error = error_of([&] {
     dist::all_gather_rows(Tensor::zeros({2, me == 0 ? int64_t(3) : int64_t(4)}, DType::f64), c);
   });
   EXPECT_NE(shape_error.find("same trailing shape and dtype"), std::string::npos) << shape_error;
-  const std::string dtype_error = error_message(
+  const std::string dtype_error = error_of(
       [&] { dist::all_gather_rows(Tensor::zeros({2, 3}, me == 0 ? DType::f32 : DType::f64), c); });
   EXPECT_NE(dtype_error.find("same trailing shape and dtype"), std::string::npos) << dtype_error;
-  const std::string grad_error = error_message([&] {
+  const std::string grad_error = error_of([&] {
     Tensor x = Tensor::zeros({2, 3}, DType::f64);
     if (me == 0) x.set_requires_grad(true);
     dist::all_gather_rows(x, c);

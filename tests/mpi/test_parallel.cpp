@@ -7,7 +7,7 @@
 
 using namespace wensu;
 using dist::Communicator;
-using wensu::test::error_message;
+using wensu::test::error_of;
 using wensu::test::rank_data;
 using wensu::test::shared_seed;
 using wensu::test::values;
@@ -85,7 +85,7 @@ TEST(DataParallel, AllReduceGradientsRejectsDifferentParameterLists) {
   if (c.size() < 2) GTEST_SKIP() << "needs two ranks to disagree";
   std::vector<Tensor> params = make_params(0, c.rank());
   if (c.rank() == 0) params.pop_back();
-  const std::string msg = error_message([&] { dist::all_reduce_gradients(params, c); });
+  const std::string msg = error_of([&] { dist::all_reduce_gradients(params, c); });
   EXPECT_NE(msg.find("same parameters"), std::string::npos) << msg;
 }
 
@@ -118,7 +118,7 @@ TEST(ExpertParallel, SizeThatDoesNotDivideTheWorldIsAnError) {
   const int w = Communicator::world().size();
   for (int ep : {0, 3, w + 1}) {
     if (ep > 0 && w % ep == 0) continue;  // 3 on a 3-rank world
-    const std::string msg = error_message([&] { dist::make_parallel_groups(ep); });
+    const std::string msg = error_of([&] { dist::make_parallel_groups(ep); });
     EXPECT_NE(msg.find("must divide the number of ranks"), std::string::npos) << "ep " << ep << ": " << msg;
   }
 }

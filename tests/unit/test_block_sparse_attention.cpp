@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ops/harness.h"
+#include "test_support.h"
 #include "wensu/core/allocator.h"
 #include "wensu/core/generator.h"
 #include "wensu/ops/attention.h"
@@ -51,14 +52,7 @@ std::vector<Tensor> forward_backward(const Qkv& x, const Tensor& w, F attn) {
   return {out.detach(), x.q.grad(), x.k.grad(), x.v.grad()};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 ops::BlockLayoutConfig config(std::string kind, int64_t block, bool causal = false) {
   ops::BlockLayoutConfig c;

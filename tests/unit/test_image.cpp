@@ -82,17 +82,7 @@ float at(const std::vector<float>& img, int64_t n, int c, int64_t y, int64_t x) 
   return img[size_t((c * n + y) * n + x)];
 }
 
-// The message of the wensu::Error that fn throws ("" and a test failure if it throws none).
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no wensu::Error thrown";
-  return "";
-}
+using test::error_of;
 
 TEST_F(Image, RgbPngRoundTripsExactlyAtItsOwnSize) {
   SCOPED_TRACE("seed " + std::to_string(seed_));

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "test_support.h"
 #include "wensu/core/generator.h"
 #include "wensu/ops/binary.h"
 #include "wensu/ops/indexing.h"
@@ -14,16 +15,7 @@ using namespace wensu;
 
 namespace {
 
-// The message of the wensu::Error thrown by f, or "" when nothing is thrown.
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 Tensor ids_of(std::vector<int64_t> v, const Shape& s) { return Tensor::from_vector(v, s); }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 
+#include "test_support.h"
 #include "wensu/core/generator.h"
 #include "wensu/core/parallel.h"
 #include "wensu/ops/binary.h"
@@ -20,15 +21,7 @@ using namespace wensu;
 
 namespace {
 
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 Tensor random_experts(Generator& g, int64_t T, int64_t K, int64_t E) {
   auto u = Tensor::rand({T, K}, g, DType::f64).to_vector<double>();

@@ -133,14 +133,7 @@ std::vector<Point> noisy(const std::vector<Point>& p, double sigma, std::mt19937
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 class StructureFiles : public wensu::test::CliTest {};
 

@@ -59,15 +59,7 @@ std::string concat_bytes(const Tokenizer& t, const std::vector<int64_t>& ids) {
   return out;
 }
 
-// The message of the wensu::Error `f` throws ("" when it throws none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wensu::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using wensu::test::error_of;
 
 uint32_t fresh_seed() { return std::random_device{}(); }
 
