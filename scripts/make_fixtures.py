@@ -29,11 +29,10 @@ Layout of transformer_layer.h5 (everything float64 unless noted):
     grads/<name>      d sum(y * grad_y) / d param, same shapes as params/<name>
 """
 
-import argparse
 import math
+import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,6 +40,8 @@ from torch import nn
 
 LN_EPS = 1e-5
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from fixture_h5 import write_fixture  # noqa: E402
 
 # (name, B, L, D, H, F, rotary, causal, padded positions per sequence, seed)
 CASES = [
@@ -196,17 +197,7 @@ def make_case(group, name, B, L, D, H, Fd, use_rotary, causal, padded, seed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "tests" / "data" / "transformer_layer.h5")
-    args = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(args.out, "w") as f:
-        f.attrs["generator"] = "scripts/make_fixtures.py"
-        f.attrs["torch_version"] = str(torch.__version__)
-        for case in CASES:
-            make_case(f, *case)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
+    write_fixture(__doc__, REPO / "tests" / "data" / "transformer_layer.h5", "scripts/make_fixtures.py", CASES, make_case)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,17 @@ Layout of clip_loss.h5 (everything float64):
     grad_log_scale   [1]
 """
 
-import argparse
 import math
+import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from fixture_h5 import write_fixture  # noqa: E402
 B, D = 8, 16
 
 # (name, log_scale, seed)
@@ -89,17 +90,7 @@ def make_case(f, name, log_scale_value, seed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "tests" / "data" / "mm" / "clip_loss.h5")
-    args = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(args.out, "w") as f:
-        f.attrs["generator"] = "scripts/mm/make_clip_loss_fixture.py"
-        f.attrs["torch_version"] = str(torch.__version__)
-        for case in CASES:
-            make_case(f, *case)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
+    write_fixture(__doc__, REPO / "tests" / "data" / "mm" / "clip_loss.h5", "scripts/mm/make_clip_loss_fixture.py", CASES, make_case)
 
 
 if __name__ == "__main__":
