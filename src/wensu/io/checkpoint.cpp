@@ -76,7 +76,6 @@ hid_t memory_type(DType t) {
 
 // ---------------------------------------------------------------- small helpers
 
-
 std::string with_commas(int64_t v) {
   std::string digits = std::to_string(v < 0 ? -v : v);
   std::string out;
