@@ -11,15 +11,9 @@ RUN=${1:-wensu-mm-towers}
 if (($#)); then shift; fi
 SEEDS=("$@")
 ((${#SEEDS[@]})) || SEEDS=(0 1 2)
-D=${WENSU_DATA:-$HOME/.cache/wensu}/mm
-W=build/wensu
-[[ -x $W ]] || { echo "build wensu first: bash scripts/setup.sh" >&2; exit 1; }
-scripts/data/make-mm-data.sh "$D"
+# shellcheck source=recipe.sh
+source scripts/mm/recipe.sh
 mkdir -p "$RUN"
-# The flags of scripts/mm/train-bundled-model.sh.
-COMMON=(--config data/configs/mm_small.json --text-init data/models/wensu-text/model.h5
-        --data "$D/pairs.tsv" --val-split valid --steps 600 --batch 128 --lr 5e-4 --warmup 50
-        --shift 3 --dropout 0.1 --val-every 100 --threads "${THREADS:-2}" --quiet)
 for seed in "${SEEDS[@]}"; do
   for tower in transformer bow; do
     out="$RUN/$tower-seed$seed"

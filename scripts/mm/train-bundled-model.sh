@@ -9,16 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${1:-wensu-mm-run}
-D=${WENSU_DATA:-$HOME/.cache/wensu}/mm
-W=build/wensu
-[[ -x $W ]] || { echo "build wensu first: bash scripts/setup.sh" >&2; exit 1; }
-scripts/data/make-mm-data.sh "$D"
+# shellcheck source=recipe.sh
+source scripts/mm/recipe.sh
 mkdir -p "$RUN"
-# The bundled weights came from these flags with --threads 1 (two runs shared the 2 cores);
-# other thread counts change the sums' rounding, not the recipe.
-COMMON=(--config data/configs/mm_small.json --text-init data/models/wensu-text/model.h5
-        --data "$D/pairs.tsv" --val-split valid --steps 600 --batch 128 --lr 5e-4 --warmup 50
-        --shift 3 --dropout 0.1 --val-every 100 --threads "${THREADS:-2}" --quiet)
 $W mm train "${COMMON[@]}" --text-pool mean --out "$RUN/transformer"
 $W mm train "${COMMON[@]}" --text-tower bow --out "$RUN/bow"
 for t in transformer bow; do
