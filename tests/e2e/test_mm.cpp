@@ -184,6 +184,10 @@ TEST_F(MmCli, UnreadableImagesAreSkippedByNameOrFatalWithStrict) {
   EXPECT_NE(run(train_args("strict", 2, "pairs_with_broken.tsv") + " --strict"), 0);
   EXPECT_NE(err().find("broken.png"), std::string::npos) << err();
   EXPECT_FALSE(fs::exists(path("strict")));  // no run folder, no checkpoint, no metrics
+  // A bad option is refused before any image is read or any folder made.
+  EXPECT_NE(run(train_args("lr", 2) + " --text-lr-scale 0"), 0);
+  EXPECT_NE(err().find("--text-lr-scale"), std::string::npos) << err();
+  EXPECT_FALSE(fs::exists(path("lr")));
 }
 
 // --text-init: the transformer tower takes every weight of the text model, the bag of words its

@@ -207,6 +207,7 @@ TrainResult run_mm_train(MmTrainOptions opt) {
   if (opt.dropout >= 0) opt.model.image.dropout = opt.model.text.dropout = opt.dropout;
   opt.model.validate();
   WENSU_CHECK(opt.shift >= 0 && opt.shift < opt.model.image.image_size, "mm train: --shift must be in [0, image size)");
+  WENSU_CHECK(opt.text_lr_scale > 0, "mm train: --text-lr-scale must be > 0, got ", opt.text_lr_scale);
   WENSU_CHECK(opt.batch % world.size() == 0, "mm train: the batch of ", opt.batch, " pairs does not divide over ",
               world.size(), " processes; give a --batch that is a multiple of the process count");
   const bool show = opt.progress && world.rank() == 0;
@@ -232,7 +233,6 @@ TrainResult run_mm_train(MmTrainOptions opt) {
   if (init_text) load_text_tower(model, opt.text_init);
   model.train();
   optim::AdamW adamw(model.named_parameters(), opt.adamw);
-  WENSU_CHECK(opt.text_lr_scale > 0, "mm train: --text-lr-scale must be > 0, got ", opt.text_lr_scale);
   adamw.scale_lr(model.text_tower ? "text." : "text_bow.", opt.text_lr_scale);
   const int64_t per_rank = opt.batch / world.size();
   mm::PairStream stream(train, opt.batch, opt.seed, world.rank() * per_rank, per_rank);
